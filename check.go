@@ -1,0 +1,466 @@
+package fstaid
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-shellwords"
+)
+
+// A Check probes one thing: the target (primary), the target through
+// another vantage point (secondary), or the monitor's own connectivity
+// (self). It returns nil when the probe passes.
+//
+// The Monitor calls a Check from one goroutine at a time, never
+// concurrently with itself, with a context that carries the check's
+// timeout. A Check must return promptly once ctx is done: a Check that
+// ignores ctx stalls the monitoring loop, which the systemd watchdog is
+// there to catch. A failure may carry an exit status for handlers by
+// returning a *CheckError; any other error reports exit status 1. A
+// panic in a Check is recovered and counts as a failure.
+type Check interface {
+	Check(ctx context.Context) error
+}
+
+// CheckFunc adapts an ordinary function to the Check interface.
+type CheckFunc func(ctx context.Context) error
+
+// Check calls f(ctx).
+func (f CheckFunc) Check(ctx context.Context) error { return f(ctx) }
+
+// CheckError is a check failure with the facts a handler sees.
+type CheckError struct {
+	// ExitStatus is what the handler sees as the check's exit status:
+	// a command's exit status, 1 for a failed native check, -1 for a
+	// command killed by a signal, 127 for a command that cannot start.
+	ExitStatus int
+	// HTTPStatus is the status code of a native HTTP check, 0 otherwise.
+	HTTPStatus int
+	// Err is the underlying cause.
+	Err error
+}
+
+func (e *CheckError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "exit status %d", e.ExitStatus)
+	if e.HTTPStatus != 0 {
+		fmt.Fprintf(&b, ", HTTP status %d", e.HTTPStatus)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *CheckError) Unwrap() error { return e.Err }
+
+// Result is the outcome of one check, as the Monitor observed it.
+type Result struct {
+	// Check names the check: "primary", "secondary" or "self".
+	Check string `json:"check"`
+	// Passed reports whether the check passed.
+	Passed bool `json:"passed"`
+	// ExitStatus is 0 for a pass; see CheckError for failures. A check
+	// that hit its timeout reports -1.
+	ExitStatus int `json:"exit_status"`
+	// TimedOut reports that the check exceeded its timeout. It is decided
+	// from the check's context deadline, never from error text.
+	TimedOut bool `json:"timed_out"`
+	// HTTPStatus is the response status of a native HTTP check.
+	HTTPStatus int `json:"http_status,omitempty"`
+	// Error is the failure's text, empty for a pass.
+	Error string `json:"error,omitempty"`
+	// Start and Duration time the check (the last attempt, for the
+	// primary check).
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration_ns"`
+	// Attempts counts the primary check's attempts in this round.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// skippedResult is what handlers see for a check that is not configured:
+// exit status -1, not timed out (as the original fstaid reports it).
+func skippedResult(name string) Result {
+	return Result{Check: name, ExitStatus: -1}
+}
+
+// validator is implemented by built-in checks and handlers whose
+// construction can fail (a bad command line); New reports the problem.
+type validator interface{ validate() error }
+
+// loggerKey carries the Monitor's logger (with the check or handler name)
+// to built-in checks and handlers.
+type loggerKey struct{}
+
+func withLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+func loggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return discardLogger
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// parseCommandLine splits a command line into words the way the original
+// fstaid did (go-shellwords), and refuses shell operators, which the
+// original silently dropped: a pipeline needs an explicit `sh -c '...'`.
+func parseCommandLine(cmdline string) ([]string, error) {
+	p := shellwords.NewParser()
+	args, err := p.Parse(cmdline)
+	if err != nil {
+		return nil, fmt.Errorf("parsing command %q: %w", cmdline, err)
+	}
+	if p.Position >= 0 {
+		return nil, fmt.Errorf("command %q contains a shell operator at byte %d; wrap it in sh -c '...'", cmdline, p.Position)
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("command is empty")
+	}
+	return args, nil
+}
+
+// CommandCheck runs a command; exit status 0 passes. It runs in its own
+// process group, and the whole group is killed with SIGKILL at the
+// timeout and again after the command exits, so nothing it spawned
+// outlives it (a child that calls setsid escapes the group; under systemd
+// the service's cgroup still holds it). Its output is drained
+// concurrently and logged, bounded, so a chatty command never blocks.
+type CommandCheck struct {
+	args []string
+	err  error
+	// LogStdout logs the command's standard output (the original's
+	// "debug" mode); standard error is always logged.
+	LogStdout bool
+}
+
+var _ Check = (*CommandCheck)(nil)
+
+// Command returns a check that runs cmdline, split into words as the
+// original fstaid did (no shell: use sh -c for pipelines). A command
+// line that cannot be parsed is reported by New.
+func Command(cmdline string) *CommandCheck {
+	args, err := parseCommandLine(cmdline)
+	return &CommandCheck{args: args, err: err, LogStdout: true}
+}
+
+func (c *CommandCheck) validate() error { return c.err }
+
+// Check runs the command. A failure is a *CheckError with the exit status.
+func (c *CommandCheck) Check(ctx context.Context) error {
+	if c.err != nil {
+		return &CheckError{ExitStatus: 127, Err: c.err}
+	}
+	status, err := runCommand(ctx, loggerFrom(ctx), c.args, nil, c.LogStdout)
+	if status == 0 && err == nil {
+		return nil
+	}
+	return &CheckError{ExitStatus: status, Err: err}
+}
+
+// String returns the command line.
+func (c *CommandCheck) String() string { return strings.Join(c.args, " ") }
+
+// maxLoggedOutput bounds how much of one command's output is logged; the
+// rest is drained and counted.
+const maxLoggedOutput = 64 << 10
+
+// maxLineLength bounds one logged line.
+const maxLineLength = 4 << 10
+
+// outputGrace is how long, after the process group was killed, the
+// drains wait for the pipes to close (a setsid'd grandchild can hold them
+// open forever).
+const outputGrace = 500 * time.Millisecond
+
+// runCommand runs args in a new process group and returns its exit status
+// as handlers see it: the exit status; -1 when killed by a signal (the
+// timeout's SIGKILL included); 127 when it cannot start. err explains a
+// non-zero status. Output goes to logger, bounded.
+func runCommand(ctx context.Context, logger *slog.Logger, args, env []string, logStdout bool) (int, error) {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	if env != nil {
+		cmd.Env = env
+	}
+	setProcessGroup(cmd)
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+
+	var drains sync.WaitGroup
+	var pipes []*os.File
+	attach := func(stream string) (*os.File, error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		pipes = append(pipes, r)
+		drains.Add(1)
+		go func() {
+			defer drains.Done()
+			drainLines(r, logger, stream)
+		}()
+		return w, nil
+	}
+	var writers []*os.File
+	closeWriters := func() {
+		for _, w := range writers {
+			w.Close()
+		}
+		writers = nil
+	}
+	stop := func() {
+		// Closing our copies of the write ends lets the drains see EOF
+		// once every process holding them is gone; the deadline covers
+		// processes that escaped the group.
+		closeWriters()
+		for _, r := range pipes {
+			r.SetReadDeadline(time.Now().Add(outputGrace))
+		}
+		drains.Wait()
+		for _, r := range pipes {
+			r.Close()
+		}
+	}
+	if logStdout {
+		w, err := attach("stdout")
+		if err != nil {
+			stop()
+			return 127, fmt.Errorf("creating pipe: %w", err)
+		}
+		writers = append(writers, w)
+		cmd.Stdout = w
+	}
+	w, err := attach("stderr")
+	if err != nil {
+		stop()
+		return 127, fmt.Errorf("creating pipe: %w", err)
+	}
+	writers = append(writers, w)
+	cmd.Stderr = w
+
+	if err := cmd.Start(); err != nil {
+		stop()
+		if ctx.Err() != nil {
+			return -1, fmt.Errorf("not started: %w", ctx.Err())
+		}
+		return 127, fmt.Errorf("starting %s: %w", args[0], err)
+	}
+	closeWriters()
+	waitErr := cmd.Wait()
+	// Whatever the command left behind in its group dies with it.
+	killGroup(cmd.Process.Pid)
+	stop()
+
+	if waitErr == nil {
+		return 0, nil
+	}
+	// The context decides, not the error text: a command cancelled by its
+	// deadline reports -1 whatever status the kill produced.
+	if ctx.Err() != nil {
+		return -1, fmt.Errorf("killed: %w", ctx.Err())
+	}
+	var exitErr *exec.ExitError
+	if !errors.As(waitErr, &exitErr) {
+		return 127, waitErr
+	}
+	// ExitCode is -1 for a process killed by a signal.
+	return exitErr.ExitCode(), waitErr
+}
+
+// drainLines reads r to the end, logging at most maxLoggedOutput bytes in
+// lines of at most maxLineLength, and counting the rest.
+func drainLines(r io.Reader, logger *slog.Logger, stream string) {
+	buf := make([]byte, 32<<10)
+	var line []byte
+	logged, dropped := 0, 0
+	emit := func() {
+		if len(line) == 0 {
+			return
+		}
+		if logged < maxLoggedOutput {
+			logger.Info("output", "stream", stream, "line", string(line))
+		} else {
+			dropped += len(line)
+		}
+		logged += len(line)
+		line = line[:0]
+	}
+	for {
+		n, err := r.Read(buf)
+		chunk := buf[:n]
+		for len(chunk) > 0 {
+			i := bytes.IndexByte(chunk, '\n')
+			part := chunk
+			if i >= 0 {
+				part = chunk[:i]
+			}
+			room := maxLineLength - len(line)
+			if len(part) > room {
+				dropped += len(part) - room
+				part = part[:room]
+			}
+			line = append(line, part...)
+			if i < 0 {
+				break
+			}
+			emit()
+			chunk = chunk[i+1:]
+		}
+		if err != nil {
+			break
+		}
+	}
+	emit()
+	if dropped > 0 {
+		logger.Info("output truncated", "stream", stream, "dropped_bytes", dropped)
+	}
+}
+
+// HTTPCheck is a native HTTP check: a GET that passes when the status is
+// below 400, as `curl -f` does. Every check uses a fresh connection (a
+// kept-alive connection can hide a dead target), follows no redirects and
+// ignores HTTP_PROXY and friends (an environment proxy would move the
+// vantage point); set Proxy to check through a bastion, as
+// `curl -x bastion:8080 http://target/` does.
+//
+// Set the fields before the first Check; they must not change after it.
+type HTTPCheck struct {
+	// URL is the address checked.
+	URL string
+	// Proxy, when set, is the HTTP proxy the request goes through.
+	Proxy *url.URL
+	// Header is added to the request (Host, authorisation, ...).
+	Header http.Header
+	// TLSClientConfig configures HTTPS; nil means the defaults.
+	TLSClientConfig *tls.Config
+
+	once   sync.Once
+	client *http.Client
+	req    *http.Request
+	err    error
+}
+
+var _ Check = (*HTTPCheck)(nil)
+
+// HTTP returns a native HTTP check of rawURL.
+func HTTP(rawURL string) *HTTPCheck { return &HTTPCheck{URL: rawURL} }
+
+func (c *HTTPCheck) validate() error {
+	c.init()
+	return c.err
+}
+
+func (c *HTTPCheck) init() {
+	c.once.Do(func() {
+		u, err := url.Parse(c.URL)
+		if err != nil {
+			c.err = fmt.Errorf("HTTP check URL: %w", err)
+			return
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			c.err = fmt.Errorf("HTTP check URL %q: want http:// or https:// and a host", c.URL)
+			return
+		}
+		var proxy func(*http.Request) (*url.URL, error)
+		if c.Proxy != nil {
+			proxy = http.ProxyURL(c.Proxy)
+		}
+		c.client = &http.Client{
+			Transport: &http.Transport{
+				Proxy:               proxy,
+				DialContext:         (&net.Dialer{}).DialContext,
+				DisableKeepAlives:   true,
+				TLSClientConfig:     c.TLSClientConfig,
+				TLSHandshakeTimeout: 0, // the check's context bounds it
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
+		req, err := http.NewRequest(http.MethodGet, u.String(), nil)
+		if err != nil {
+			c.err = fmt.Errorf("HTTP check URL: %w", err)
+			return
+		}
+		for k, v := range c.Header {
+			req.Header[k] = v
+		}
+		if h := c.Header.Get("Host"); h != "" {
+			req.Host = h
+		}
+		req.Header.Set("User-Agent", "fstaid")
+		c.req = req
+	})
+}
+
+// maxHTTPBody bounds how much of a response body is read before closing.
+const maxHTTPBody = 64 << 10
+
+// Check performs the request.
+func (c *HTTPCheck) Check(ctx context.Context) error {
+	c.init()
+	if c.err != nil {
+		return &CheckError{ExitStatus: 1, Err: c.err}
+	}
+	resp, err := c.client.Do(c.req.WithContext(ctx))
+	if err != nil {
+		return &CheckError{ExitStatus: 1, Err: err}
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxHTTPBody))
+	resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return &CheckError{ExitStatus: 1, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("GET %s: %s", c.URL, resp.Status)}
+	}
+	return nil
+}
+
+// String returns the URL.
+func (c *HTTPCheck) String() string { return c.URL }
+
+// TCPCheck is a native TCP check: connect, then close.
+type TCPCheck struct {
+	// Address is host:port.
+	Address string
+	dialer  net.Dialer
+}
+
+var _ Check = (*TCPCheck)(nil)
+
+// TCP returns a native TCP check of address (host:port).
+func TCP(address string) *TCPCheck { return &TCPCheck{Address: address} }
+
+func (c *TCPCheck) validate() error {
+	if _, _, err := net.SplitHostPort(c.Address); err != nil {
+		return fmt.Errorf("TCP check address: %w", err)
+	}
+	return nil
+}
+
+// Check connects to the address and closes the connection.
+func (c *TCPCheck) Check(ctx context.Context) error {
+	conn, err := c.dialer.DialContext(ctx, "tcp", c.Address)
+	if err != nil {
+		return &CheckError{ExitStatus: 1, Err: err}
+	}
+	conn.Close()
+	return nil
+}
+
+// String returns the address.
+func (c *TCPCheck) String() string { return c.Address }

@@ -1,0 +1,989 @@
+package fstaid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+// Errors Run, Fail and New report. Each is wrapped by a typed error that
+// carries the details; test with errors.Is and errors.As.
+var (
+	// ErrFailedOver: a failover ran (automatic or manual). Run returns a
+	// *FailoverError for which errors.Is(err, ErrFailedOver) holds.
+	ErrFailedOver = errors.New("fstaid: failed over")
+	// ErrHandlerFailed: a failover ran and at least one handler failed
+	// (a *FailoverError whose Err collects every handler error).
+	ErrHandlerFailed = errors.New("fstaid: failover handler failed")
+	// ErrStartupCheck: the start-up check failed (a *RoundError).
+	ErrStartupCheck = errors.New("fstaid: start-up check failed")
+	// ErrSelfCheck: the self check failed at the start of a round: the
+	// monitor, not the target, is cut off (a *RoundError).
+	ErrSelfCheck = errors.New("fstaid: self check failed")
+	// ErrLockUnavailable: the lock cannot be read, probed or taken. No
+	// handler runs without the lock.
+	ErrLockUnavailable = errors.New("fstaid: failover lock unavailable")
+	// ErrInvalidOption: New found a problem in the options.
+	ErrInvalidOption = errors.New("fstaid: invalid option")
+	// ErrRunning: Run was called while the Monitor was already running.
+	ErrRunning = errors.New("fstaid: monitor already running")
+)
+
+// FailoverError reports a failover that ran: errors.Is(err,
+// ErrFailedOver) always holds, errors.Is(err, ErrHandlerFailed) when a
+// handler failed.
+type FailoverError struct {
+	// Record is the failover record, with each handler's outcome.
+	Record *Record
+	// Err collects the handler errors (a *multierror.Error), nil when
+	// every handler succeeded.
+	Err error
+}
+
+func (e *FailoverError) Error() string {
+	if e.Err == nil {
+		return "fstaid: failed over; every handler succeeded"
+	}
+	return "fstaid: failed over, but a handler failed: " + e.Err.Error()
+}
+
+// Is reports whether target is ErrFailedOver, or ErrHandlerFailed when a
+// handler failed.
+func (e *FailoverError) Is(target error) bool {
+	return target == ErrFailedOver || target == ErrHandlerFailed && e.Err != nil
+}
+
+func (e *FailoverError) Unwrap() error { return e.Err }
+
+// RoundError reports a round that stopped the monitor: Err is
+// ErrStartupCheck or ErrSelfCheck.
+type RoundError struct {
+	Err   error
+	Round *Round
+}
+
+func (e *RoundError) Error() string {
+	return fmt.Sprintf("%v: %s", e.Err, e.Round.failures())
+}
+
+func (e *RoundError) Unwrap() error { return e.Err }
+
+// State is where a Monitor is in its lifecycle.
+type State string
+
+const (
+	StateNew         State = "new"          // Run not called yet
+	StateStarting    State = "starting"     // checking the lock, then the start-up check
+	StateUnarmed     State = "unarmed"      // the start-up check failed; retrying; manual failover works
+	StateArmed       State = "armed"        // monitoring; a failed round fails over
+	StateFailingOver State = "failing-over" // the lock is taken; handlers run
+	StateFailedOver  State = "failed-over"  // done; a human re-arms
+	StateLocked      State = "locked"       // a failover record exists; no check runs
+	StateStopped     State = "stopped"      // Run returned without a failover
+)
+
+// Verdict is what a round concluded.
+type Verdict string
+
+const (
+	VerdictHealthy         Verdict = "healthy"                 // the primary check passed
+	VerdictSelfCheckFailed Verdict = "self-check-failed"       // step 1: the monitor is cut off
+	VerdictSecondaryAlive  Verdict = "secondary-alive"         // dead from here, alive from the secondary
+	VerdictSelfFailedAfter Verdict = "self-check-failed-after" // step 4: no failover, keep monitoring
+	VerdictFailover        Verdict = "failover"                // every check agrees: fail over
+	VerdictStartupPassed   Verdict = "startup-passed"          // the start-up check passed
+	VerdictStartupFailed   Verdict = "startup-failed"          // the start-up check failed
+	VerdictStopped         Verdict = "stopped"                 // cancelled mid-round
+	verdictUnknown         Verdict = ""
+)
+
+// Round is one monitoring round: what ran, what it found.
+type Round struct {
+	// Number counts rounds from 1; start-up rounds count too.
+	Number uint64 `json:"number"`
+	// Startup marks a start-up check round.
+	Startup  bool          `json:"startup,omitempty"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration_ns"`
+	// Self is step 1's self check; SelfAfter is step 4's.
+	Self      *Result `json:"self,omitempty"`
+	Primary   *Result `json:"primary,omitempty"`
+	Secondary *Result `json:"secondary,omitempty"`
+	SelfAfter *Result `json:"self_after,omitempty"`
+	Verdict   Verdict `json:"verdict"`
+}
+
+// failures describes the round's failed checks, for errors and STATUS=.
+func (r *Round) failures() string {
+	if r == nil {
+		return "no round"
+	}
+	var s string
+	for _, res := range []*Result{r.Self, r.Primary, r.Secondary, r.SelfAfter} {
+		if res == nil || res.Passed {
+			continue
+		}
+		if s != "" {
+			s += "; "
+		}
+		if res.TimedOut {
+			s += res.Check + " check timed out"
+		} else {
+			s += fmt.Sprintf("%s check failed (exit %d)", res.Check, res.ExitStatus)
+		}
+		if res.Error != "" {
+			s += ": " + res.Error
+		}
+	}
+	if s == "" {
+		return "every check passed"
+	}
+	return s
+}
+
+// NoticeKind says what a Notice announces.
+type NoticeKind string
+
+const (
+	NoticeStarted          NoticeKind = "started"           // the lock is free; the start-up check begins
+	NoticeUnarmed          NoticeKind = "unarmed"           // the start-up check failed; waiting
+	NoticeArmed            NoticeKind = "armed"             // monitoring
+	NoticeRound            NoticeKind = "round"             // a round finished (Round is set)
+	NoticeFailoverStarted  NoticeKind = "failover-started"  // deciding to fail over; the lock is being taken
+	NoticeFailoverFinished NoticeKind = "failover-finished" // the handlers returned (Record is set)
+	NoticeLocked           NoticeKind = "locked"            // a failover record exists (Record is set)
+	NoticeStopped          NoticeKind = "stopped"           // Run returned (Err is its result)
+)
+
+// Notice is a lifecycle event, for observers (WithObserver): the systemd
+// layer, metrics.
+type Notice struct {
+	Kind  NoticeKind
+	Time  time.Time
+	State State
+	// Reason explains the state (why unarmed, for example).
+	Reason string
+	Round  *Round
+	Record *Record
+	Err    error
+}
+
+// Status is a snapshot of a Monitor.
+type Status struct {
+	State  State  `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	Target string `json:"target"`
+	// Rounds counts the rounds run.
+	Rounds uint64 `json:"rounds"`
+	// LastRound is the last finished round.
+	LastRound *Round `json:"last_round,omitempty"`
+	// Record is the failover record, when there is one.
+	Record *Record `json:"record,omitempty"`
+	// Deadline is when the loop must next make progress; past it, the
+	// loop is hung (a check ignoring its context). Zero when Run is not
+	// running. The systemd watchdog pings only before it.
+	Deadline time.Time `json:"deadline,omitzero"`
+}
+
+type checkSpec struct {
+	name    string
+	check   Check
+	timeout time.Duration
+	logger  *slog.Logger
+}
+
+func (c *checkSpec) set() bool { return c.check != nil }
+
+type handlerSpec struct {
+	name    string
+	handler Handler
+	timeout time.Duration
+	logger  *slog.Logger
+}
+
+// Monitor watches one target and fails over at most once. Build it with
+// New; its methods are safe for concurrent use.
+type Monitor struct {
+	primary, secondary, self checkSpec
+	handlers                 []handlerSpec
+	interval                 time.Duration
+	attemptInterval          time.Duration
+	maxAttempts              int
+	lock                     Lock
+	lockTimeout              time.Duration
+	logger                   *slog.Logger
+	continueIfSelfFailed     bool
+	startup                  StartupCheck
+	target                   string
+	observers                []func(Notice)
+	host                     string
+
+	running  atomic.Bool
+	deadline atomic.Int64 // unix nanoseconds; 0 when not running
+
+	mu        sync.Mutex // guards the fields below
+	state     State
+	reason    string
+	rounds    uint64
+	lastRound *Round
+	record    *Record
+
+	obsMu sync.Mutex // serialises observers
+
+	// failSem serialises failovers (a channel so that waiting honours the
+	// caller's context). failDone is closed once a failover has ended
+	// for good; failRec and failErr are its result, written before.
+	failSem  chan struct{}
+	failDone chan struct{}
+	failRec  *Record
+	failErr  error
+}
+
+// New returns a Monitor. It sets the defaults, applies opts in order and
+// then validates everything at once: the error lists every problem
+// (errors.Is(err, ErrInvalidOption)).
+func New(opts ...Option) (*Monitor, error) {
+	m := &Monitor{
+		interval:    DefaultInterval,
+		maxAttempts: DefaultMaxAttempts,
+		lockTimeout: DefaultLockTimeout,
+		logger:      slog.Default(),
+		target:      DefaultTarget,
+		state:       StateNew,
+		failSem:     make(chan struct{}, 1),
+		failDone:    make(chan struct{}),
+	}
+	for _, o := range opts {
+		o.apply(m)
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	m.host, _ = os.Hostname()
+	for _, c := range []*checkSpec{&m.primary, &m.secondary, &m.self} {
+		c.logger = m.logger.With("check", c.name)
+	}
+	for i := range m.handlers {
+		m.handlers[i].logger = m.logger.With("handler", m.handlers[i].name)
+	}
+	return m, nil
+}
+
+func (m *Monitor) validate() error {
+	var errs *multierror.Error
+	bad := func(format string, args ...any) {
+		errs = multierror.Append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+	}
+	if !m.primary.set() {
+		bad("no primary check (WithPrimary)")
+	}
+	for _, c := range []*checkSpec{&m.primary, &m.secondary, &m.self} {
+		if c.name == "" {
+			continue // not configured
+		}
+		if c.check == nil {
+			bad("%s check is nil", c.name)
+			continue
+		}
+		if c.timeout <= 0 {
+			bad("%s check timeout must be positive, got %v", c.name, c.timeout)
+		}
+		if v, ok := c.check.(validator); ok {
+			if err := v.validate(); err != nil {
+				bad("%s check: %v", c.name, err)
+			}
+		}
+	}
+	if len(m.handlers) == 0 {
+		bad("no handler (WithHandler)")
+	}
+	names := map[string]bool{}
+	for i, h := range m.handlers {
+		label := fmt.Sprintf("handler %d %q", i+1, h.name)
+		if h.name == "" {
+			bad("handler %d has no name", i+1)
+		} else if names[h.name] {
+			bad("%s: duplicate name", label)
+		}
+		names[h.name] = true
+		if h.handler == nil {
+			bad("%s is nil", label)
+			continue
+		}
+		if h.timeout <= 0 {
+			bad("%s: timeout must be positive, got %v", label, h.timeout)
+		}
+		if v, ok := h.handler.(validator); ok {
+			if err := v.validate(); err != nil {
+				bad("%s: %v", label, err)
+			}
+		}
+	}
+	if m.interval <= 0 {
+		bad("interval must be positive, got %v", m.interval)
+	}
+	if m.maxAttempts < 1 {
+		bad("max attempts must be at least 1, got %d", m.maxAttempts)
+	}
+	if m.attemptInterval < 0 {
+		bad("attempt interval must not be negative, got %v", m.attemptInterval)
+	}
+	if m.lock == nil {
+		bad("no failover lock (WithLock)")
+	} else if v, ok := m.lock.(validator); ok {
+		if err := v.validate(); err != nil {
+			bad("%v", err)
+		}
+	}
+	if m.lockTimeout <= 0 {
+		bad("lock timeout must be positive, got %v", m.lockTimeout)
+	}
+	if m.startup < StartupCheckFail || m.startup > StartupCheckOff {
+		bad("unknown start-up check policy %v", m.startup)
+	}
+	return errs.ErrorOrNil()
+}
+
+// RoundBound is the longest a round can take when every check runs to
+// its timeout: attempts × primary timeout + the pauses between attempts
+// + the secondary timeout + twice the self timeout, plus a margin for
+// killing processes and draining their output.
+func (m *Monitor) RoundBound() time.Duration {
+	n := time.Duration(m.maxAttempts)
+	d := n*m.primary.timeout + (n-1)*m.attemptInterval + m.secondary.timeout + 2*m.self.timeout
+	return d + time.Duration(m.maxAttempts+3)*outputGrace + time.Second
+}
+
+// FailoverBound is the longest a failover can take: taking and updating
+// the lock, and every handler's timeout, plus a margin.
+func (m *Monitor) FailoverBound() time.Duration {
+	d := 2 * m.lockTimeout
+	for _, h := range m.handlers {
+		d += h.timeout + outputGrace
+	}
+	return d + time.Second
+}
+
+// Status returns a snapshot of the monitor.
+func (m *Monitor) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Status{
+		State:     m.state,
+		Reason:    m.reason,
+		Target:    m.target,
+		Rounds:    m.rounds,
+		LastRound: m.lastRound,
+		Record:    m.record,
+	}
+	if d := m.deadline.Load(); d != 0 {
+		s.Deadline = time.Unix(0, d)
+	}
+	return s
+}
+
+func (m *Monitor) setDeadline(t time.Time) { m.deadline.Store(t.UnixNano()) }
+
+// setState records the state and tells the observers.
+func (m *Monitor) setState(n Notice) {
+	m.mu.Lock()
+	m.state, m.reason = n.State, n.Reason
+	if n.Round != nil {
+		m.lastRound = n.Round
+		m.rounds = n.Round.Number
+	}
+	if n.Record != nil {
+		m.record = n.Record
+	}
+	m.mu.Unlock()
+	m.notify(n)
+}
+
+func (m *Monitor) currentState() State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+
+func (m *Monitor) notify(n Notice) {
+	if len(m.observers) == 0 {
+		return
+	}
+	if n.Time.IsZero() {
+		n.Time = time.Now()
+	}
+	m.obsMu.Lock()
+	defer m.obsMu.Unlock()
+	for _, f := range m.observers {
+		f(n)
+	}
+}
+
+// lockName describes the lock for messages.
+func (m *Monitor) lockName() string {
+	if s, ok := m.lock.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprintf("%T", m.lock)
+}
+
+// Run monitors the target until a failover, a stop condition or the
+// cancellation of ctx. In order:
+//
+//  1. If the lock holds a record, Run returns a *LockedError (ErrLocked)
+//     at once; no check runs. If the lock cannot be read or probed, it
+//     returns an error wrapping ErrLockUnavailable.
+//  2. The start-up check runs self, primary and secondary once each; see
+//     WithStartupCheck for what a failure does.
+//  3. Armed, a round starts every interval (start to start).
+//
+// Run returns:
+//   - nil when ctx is cancelled and no failover has begun;
+//   - a *FailoverError (ErrFailedOver, and ErrHandlerFailed when a handler
+//     failed) once a failover ran, automatic or through Fail. A failover
+//     that has begun finishes whatever happens to ctx, and Run reports it;
+//   - a *LockedError when another writer took the lock first;
+//   - a *RoundError wrapping ErrStartupCheck or ErrSelfCheck.
+//
+// Run may be called again after it returned nil.
+func (m *Monitor) Run(ctx context.Context) (err error) {
+	if !m.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer m.running.Store(false)
+	defer func() {
+		m.deadline.Store(0)
+		st := m.currentState()
+		if st != StateFailedOver && st != StateLocked {
+			st = StateStopped
+		}
+		m.setState(Notice{Kind: NoticeStopped, State: st, Err: err, Reason: m.Status().Reason})
+	}()
+
+	if err := m.failResult(); err != nil {
+		return err
+	}
+	m.setState(Notice{Kind: NoticeStarted, State: StateStarting})
+	if err := m.checkLock(ctx); err != nil {
+		return err
+	}
+
+	// loopCtx also ends when a failover (through Fail) ends, so an
+	// in-flight check stops at once.
+	loopCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-m.failDone:
+			cancel()
+		case <-loopCtx.Done():
+		}
+	}()
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	next := time.Now()
+	var n uint64
+	if m.startup != StartupCheckOff {
+		for {
+			n++
+			m.setDeadline(next.Add(m.RoundBound()))
+			r := m.startupRound(loopCtx, n, next)
+			if r.Verdict == VerdictStopped {
+				return m.stopped()
+			}
+			if r.Verdict == VerdictStartupPassed {
+				m.setState(Notice{Kind: NoticeRound, State: StateStarting, Round: r})
+				break
+			}
+			if m.startup == StartupCheckFail {
+				m.logger.Error("start-up check failed; not arming", "reason", r.failures())
+				m.setState(Notice{Kind: NoticeRound, State: StateStopped, Round: r})
+				return &RoundError{Err: ErrStartupCheck, Round: r}
+			}
+			reason := "start-up check failed: " + r.failures()
+			m.logger.Warn("unarmed: start-up check failed; retrying every interval", "reason", r.failures(), "interval", m.interval)
+			m.setState(Notice{Kind: NoticeUnarmed, State: StateUnarmed, Reason: reason, Round: r})
+			next = m.nextStart(next)
+			m.setDeadline(next.Add(m.RoundBound()))
+			if !m.sleepUntil(loopCtx, timer, next) {
+				return m.stopped()
+			}
+		}
+		next = m.nextStart(next)
+	}
+	m.logger.Info("armed", "target", m.target, "interval", m.interval, "max_attempts", m.maxAttempts)
+	m.setState(Notice{Kind: NoticeArmed, State: StateArmed})
+
+	for {
+		m.setDeadline(next.Add(m.RoundBound()))
+		if !m.sleepUntil(loopCtx, timer, next) {
+			return m.stopped()
+		}
+		n++
+		r := m.round(loopCtx, timer, n, next)
+		switch r.Verdict {
+		case VerdictStopped:
+			return m.stopped()
+		case VerdictHealthy:
+			m.logger.Debug("round healthy", "round", r.Number, "attempts", r.Primary.Attempts, "duration", r.Duration)
+		case VerdictSelfCheckFailed:
+			if !m.continueIfSelfFailed {
+				m.logger.Error("self check failed: this monitor is cut off; stopping without failover", "round", r.Number, "reason", r.failures())
+				m.setState(Notice{Kind: NoticeRound, State: StateStopped, Round: r})
+				return &RoundError{Err: ErrSelfCheck, Round: r}
+			}
+			m.logger.Warn("self check failed: skipping the round (continue_if_self_check_failed)", "round", r.Number, "reason", r.failures())
+		case VerdictSecondaryAlive:
+			m.logger.Warn("TARGET LOOKS DEAD FROM HERE BUT ALIVE FROM THE SECONDARY VANTAGE POINT: no failover; check this monitor's path to the target",
+				"round", r.Number, "reason", r.failures())
+		case VerdictSelfFailedAfter:
+			m.logger.Warn("target failed, but the self check failed after it: no failover; monitoring goes on", "round", r.Number, "reason", r.failures())
+		case VerdictFailover:
+			m.setState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
+			m.logger.Error("target is dead: failing over", "round", r.Number, "reason", r.failures())
+			_, ferr, _ := m.failover(loopCtx, m.autoEvent(r))
+			if m.failResult() != nil {
+				return ferr
+			}
+			// The lock could not be taken: no handler ran. Fail closed
+			// and keep monitoring.
+			m.logger.Error("no failover: the lock could not be taken", "error", ferr)
+			m.setState(Notice{Kind: NoticeArmed, State: StateArmed, Reason: ferr.Error()})
+			next = m.nextStart(next)
+			continue
+		}
+		m.setState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
+		next = m.nextStart(next)
+	}
+}
+
+// checkLock refuses to start on a held or unusable lock, and warns about
+// a lock that would not survive a reboot.
+func (m *Monitor) checkLock(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
+	defer cancel()
+	rec, err := m.lock.Load(lctx)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err)
+	}
+	if rec != nil {
+		lerr := &LockedError{Lock: m.lockName(), Record: rec}
+		m.logger.Error("refusing to start", "error", lerr)
+		m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: rec, Reason: lerr.Error()})
+		return lerr
+	}
+	if p, ok := m.lock.(LockProber); ok {
+		if err := p.Probe(lctx); err != nil {
+			return fmt.Errorf("%w: %s is not writable: %w", ErrLockUnavailable, m.lockName(), err)
+		}
+	}
+	if p, ok := m.lock.(interface{ Persistent() error }); ok {
+		if err := p.Persistent(); err != nil {
+			m.logger.Warn("LOCK IS NOT PERSISTENT: "+err.Error(), "lock", m.lockName())
+		}
+	}
+	return nil
+}
+
+// nextStart is when the round after one scheduled at prev starts: one
+// interval later, or now if that has passed (a slow round delays the next
+// one; they never overlap).
+func (m *Monitor) nextStart(prev time.Time) time.Time {
+	next := prev.Add(m.interval)
+	if now := time.Now(); now.After(next) {
+		return now
+	}
+	return next
+}
+
+// sleepUntil waits until t; false when ctx ended first.
+func (m *Monitor) sleepUntil(ctx context.Context, timer *time.Timer, t time.Time) bool {
+	return m.sleep(ctx, timer, time.Until(t))
+}
+
+func (m *Monitor) sleep(ctx context.Context, timer *time.Timer, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		timer.Stop()
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// stopped is Run's result once its loop context ended: the failover's
+// result if one ran (waiting for one in flight), else nil.
+func (m *Monitor) stopped() error {
+	m.failSem <- struct{}{}
+	err := m.failErr
+	<-m.failSem
+	return err
+}
+
+// failResult returns the result of a failover that already ended, or nil.
+func (m *Monitor) failResult() error {
+	select {
+	case <-m.failDone:
+		return m.failErr
+	default:
+		return nil
+	}
+}
+
+// runCheck runs one check with its timeout and turns the outcome into a
+// Result.
+func (m *Monitor) runCheck(ctx context.Context, c *checkSpec) Result {
+	res := Result{Check: c.name, Start: time.Now()}
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	err := callCheck(withLogger(cctx, c.logger), c.check)
+	res.Duration = time.Since(res.Start)
+	timedOut := cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	cancel()
+	switch {
+	case timedOut:
+		res.ExitStatus, res.TimedOut = -1, true
+		res.Error = fmt.Sprintf("timed out after %v", c.timeout)
+		var ce *CheckError
+		if errors.As(err, &ce) {
+			res.HTTPStatus = ce.HTTPStatus
+		}
+	case err == nil:
+		res.Passed = true
+		return res
+	default:
+		res.ExitStatus = 1
+		var ce *CheckError
+		if errors.As(err, &ce) {
+			res.ExitStatus, res.HTTPStatus = ce.ExitStatus, ce.HTTPStatus
+		}
+		res.Error = err.Error()
+	}
+	if ctx.Err() == nil {
+		c.logger.Warn("check failed", "exit_status", res.ExitStatus, "timed_out", res.TimedOut, "error", res.Error, "duration", res.Duration)
+	}
+	return res
+}
+
+func callCheck(ctx context.Context, c Check) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("check panicked: %v", p)
+		}
+	}()
+	return c.Check(ctx)
+}
+
+// startupRound runs self, primary and secondary once each; all must pass.
+func (m *Monitor) startupRound(ctx context.Context, n uint64, start time.Time) *Round {
+	r := &Round{Number: n, Startup: true, Start: start}
+	run := func(c *checkSpec) *Result {
+		if !c.set() || ctx.Err() != nil {
+			return nil
+		}
+		res := m.runCheck(ctx, c)
+		return &res
+	}
+	r.Self = run(&m.self)
+	r.Primary = run(&m.primary)
+	r.Secondary = run(&m.secondary)
+	r.Duration = time.Since(start)
+	switch {
+	case ctx.Err() != nil:
+		r.Verdict = VerdictStopped
+	case failed(r.Self) || failed(r.Primary) || failed(r.Secondary):
+		r.Verdict = VerdictStartupFailed
+	default:
+		r.Verdict = VerdictStartupPassed
+	}
+	return r
+}
+
+func failed(r *Result) bool { return r != nil && !r.Passed }
+
+// round runs steps 1 to 4 of a monitoring round and says what to do.
+func (m *Monitor) round(ctx context.Context, timer *time.Timer, n uint64, start time.Time) *Round {
+	r := &Round{Number: n, Start: start}
+	r.Verdict = m.roundSteps(ctx, timer, r)
+	if ctx.Err() != nil {
+		r.Verdict = VerdictStopped
+	}
+	r.Duration = time.Since(start)
+	return r
+}
+
+func (m *Monitor) roundSteps(ctx context.Context, timer *time.Timer, r *Round) Verdict {
+	// 1. Am I connected?
+	if m.self.set() {
+		res := m.runCheck(ctx, &m.self)
+		r.Self = &res
+		if !res.Passed {
+			return VerdictSelfCheckFailed
+		}
+	}
+	// 2. The target, up to maxAttempts times.
+	for attempt := 1; ; attempt++ {
+		res := m.runCheck(ctx, &m.primary)
+		res.Attempts = attempt
+		r.Primary = &res
+		if ctx.Err() != nil {
+			return VerdictStopped
+		}
+		if res.Passed {
+			return VerdictHealthy
+		}
+		if attempt >= m.maxAttempts {
+			break
+		}
+		if !m.sleep(ctx, timer, m.attemptInterval) {
+			return VerdictStopped
+		}
+	}
+	// 3. The target from the other vantage point.
+	if m.secondary.set() {
+		res := m.runCheck(ctx, &m.secondary)
+		r.Secondary = &res
+		if res.Passed {
+			return VerdictSecondaryAlive
+		}
+	}
+	// 4. Still connected?
+	if m.self.set() {
+		res := m.runCheck(ctx, &m.self)
+		r.SelfAfter = &res
+		if !res.Passed {
+			return VerdictSelfFailedAfter
+		}
+	}
+	return VerdictFailover
+}
+
+func (m *Monitor) autoEvent(r *Round) *Event {
+	ev := &Event{
+		Reason:     ReasonAuto,
+		Target:     m.target,
+		Time:       time.Now(),
+		RoundStart: r.Start,
+		Primary:    *r.Primary,
+		Secondary:  skippedResult("secondary"),
+		Self:       r.SelfAfter,
+	}
+	if r.Secondary != nil {
+		ev.Secondary = *r.Secondary
+	}
+	return ev
+}
+
+// A FailOption adjusts a manual failover.
+type FailOption func(*failRequest)
+
+type failRequest struct {
+	exitCode    int
+	requestedBy string
+}
+
+// ExitCode sets the exit status the handlers see for both checks of a
+// manual failover (the original's /fail?exit=N). Default 1.
+func ExitCode(code int) FailOption { return func(r *failRequest) { r.exitCode = code } }
+
+// RequestedBy records who asked for a manual failover (a user, an
+// address); it is in the record and the handler's environment.
+func RequestedBy(who string) FailOption { return func(r *failRequest) { r.requestedBy = who } }
+
+// Fail fails over at once, without checks, whether or not Run is running
+// and whether it is armed. Failovers are serialised with the loop and
+// with each other: whatever the concurrency, the handlers run at most once
+// per lock. ctx bounds only the wait for another failover in progress;
+// once this one begins it runs to completion on a context ctx's
+// cancellation does not reach.
+//
+// Fail returns:
+//   - (rec, nil) when it ran the failover and every handler succeeded;
+//   - (rec, *FailoverError) when it ran it and a handler failed
+//     (ErrHandlerFailed);
+//   - (rec, *LockedError) when a failover already happened, here or by
+//     another writer of the lock (ErrLocked); rec is that record;
+//   - (nil, err) when the lock could not be taken (ErrLockUnavailable; no
+//     handler ran) or ctx ended while waiting.
+func (m *Monitor) Fail(ctx context.Context, opts ...FailOption) (*Record, error) {
+	req := failRequest{exitCode: 1}
+	for _, o := range opts {
+		o(&req)
+	}
+	manual := Result{ExitStatus: req.exitCode}
+	ev := &Event{
+		Reason:      ReasonManual,
+		Target:      m.target,
+		Time:        time.Now(),
+		Primary:     manual,
+		Secondary:   manual,
+		RequestedBy: req.requestedBy,
+	}
+	ev.Primary.Check, ev.Secondary.Check = "primary", "secondary"
+	rec, err, ran := m.failover(ctx, ev)
+	var fe *FailoverError
+	switch {
+	case ran && errors.As(err, &fe) && fe.Err == nil:
+		return rec, nil
+	case ran:
+		return rec, err
+	case errors.As(err, &fe):
+		return rec, &LockedError{Lock: m.lockName(), Record: rec}
+	}
+	return rec, err
+}
+
+// failover takes the lock, runs the handlers and records their outcome,
+// at most once per Monitor. ran reports whether this call ran the
+// handlers. Once it has ended for good (handlers ran, or the lock was
+// found held), every later call returns the same result.
+func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err error, ran bool) {
+	select {
+	case m.failSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err(), false
+	}
+	defer func() { <-m.failSem }()
+	if err := m.failResult(); err != nil {
+		return m.failRec, err, false
+	}
+
+	// From here the failover runs to completion whatever the caller does.
+	ctx = context.WithoutCancel(ctx)
+	prev := m.Status()
+	m.setDeadline(time.Now().Add(m.FailoverBound()))
+	rec = &Record{State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev}
+	m.setState(Notice{Kind: NoticeFailoverStarted, State: StateFailingOver, Reason: string(ev.Reason)})
+
+	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
+	err = m.lock.Acquire(lctx, rec)
+	cancel()
+	if err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			m.logger.Error("another writer holds the failover lock: not running the handlers", "error", le)
+			m.finish(le.Record, le)
+			m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: le.Record, Reason: le.Error()})
+			return le.Record, le, false
+		}
+		m.setState(Notice{Kind: prevNotice(prev.State), State: prev.State, Reason: prev.Reason})
+		return nil, fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err), false
+	}
+	m.logger.Warn("failover lock taken; running handlers", "lock", m.lockName(), "reason", ev.Reason)
+	m.publishRecord(rec)
+
+	var errs *multierror.Error
+	lost := m.lock.Done()
+	for i := range m.handlers {
+		h := &m.handlers[i]
+		out, herr := m.runHandler(ctx, h, ev)
+		rec.Handlers = append(rec.Handlers, out)
+		if herr != nil {
+			errs = multierror.Append(errs, fmt.Errorf("handler %s: %w", h.name, herr))
+		}
+		select {
+		case <-lost:
+			rec.LockLost = true
+		default:
+		}
+		m.publishRecord(rec)
+	}
+	rec.Finished = time.Now()
+	rec.State = RecordDone
+	if errs != nil {
+		rec.State = RecordHandlerFailed
+	}
+	uctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
+	if err := m.lock.Update(uctx, rec); err != nil {
+		m.logger.Error("failover done, but the record could not be updated with its outcome", "lock", m.lockName(), "error", err)
+	}
+	cancel()
+	if rec.LockLost {
+		m.logger.Error("the failover lock was lost while the handlers ran", "lock", m.lockName())
+	}
+	ferr := &FailoverError{Record: rec, Err: errs.ErrorOrNil()}
+	if ferr.Err != nil {
+		m.logger.Error("failover done, but a handler failed", "error", ferr.Err)
+	} else {
+		m.logger.Warn("failover done; every handler succeeded", "lock", m.lockName())
+	}
+	snap := m.publishRecord(rec)
+	m.finish(snap, ferr)
+	m.setState(Notice{Kind: NoticeFailoverFinished, State: StateFailedOver, Record: snap, Err: ferr.Err})
+	return snap, ferr, true
+}
+
+func prevNotice(s State) NoticeKind {
+	switch s {
+	case StateArmed:
+		return NoticeArmed
+	case StateUnarmed:
+		return NoticeUnarmed
+	}
+	return NoticeStarted
+}
+
+// finish records a failover's final result; failSem must be held.
+func (m *Monitor) finish(rec *Record, err error) {
+	m.failRec, m.failErr = rec, err
+	close(m.failDone)
+}
+
+// publishRecord makes a copy of rec visible to Status and returns it.
+func (m *Monitor) publishRecord(rec *Record) *Record {
+	snap := *rec
+	snap.Handlers = append([]HandlerOutcome(nil), rec.Handlers...)
+	m.mu.Lock()
+	m.record = &snap
+	m.mu.Unlock()
+	return &snap
+}
+
+func (m *Monitor) runHandler(ctx context.Context, h *handlerSpec, ev *Event) (HandlerOutcome, error) {
+	out := HandlerOutcome{Name: h.name, Start: time.Now()}
+	hctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	h.logger.Info("handler started", "timeout", h.timeout)
+	err := callHandler(withLogger(hctx, h.logger), h.handler, ev)
+	out.Duration = time.Since(out.Start)
+	if hctx.Err() == context.DeadlineExceeded {
+		out.TimedOut = true
+		err = fmt.Errorf("timed out after %v: %w", h.timeout, errOrDeadline(err))
+	}
+	if err != nil {
+		out.Error = err.Error()
+		h.logger.Error("handler failed", "error", err, "duration", out.Duration, "timed_out", out.TimedOut)
+	} else {
+		h.logger.Info("handler succeeded", "duration", out.Duration)
+	}
+	return out, err
+}
+
+func errOrDeadline(err error) error {
+	if err == nil {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+func callHandler(ctx context.Context, h Handler, ev *Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return h.Handle(ctx, ev)
+}

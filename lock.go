@@ -1,0 +1,305 @@
+package fstaid
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A Lock holds the failover record. Taking it is what makes a failover
+// happen at most once: the Monitor takes it before any handler runs, and
+// a Monitor refuses to start while a record exists. A human re-arms the
+// monitor by removing the record.
+//
+// Implementations must make Acquire atomic across every writer that can
+// race for the same lock (processes, hosts): exactly one Acquire succeeds.
+// The Monitor calls the methods from one goroutine at a time.
+type Lock interface {
+	// Load returns the current record: (nil, nil) when there is none,
+	// (rec, nil) when one exists, (nil, err) when the lock cannot be read
+	// (the Monitor then refuses to start: unknown is not free).
+	Load(ctx context.Context) (*Record, error)
+	// Acquire creates the record only if none exists. If one exists it
+	// returns a *LockedError (errors.Is(err, ErrLocked)) carrying the
+	// existing record, and changes nothing.
+	Acquire(ctx context.Context, rec *Record) error
+	// Update replaces the record; only the owner (the caller whose
+	// Acquire succeeded) may call it.
+	Update(ctx context.Context, rec *Record) error
+	// Done returns a channel closed when an acquired lock is lost (an
+	// expired session, say), or nil when the lock cannot be lost.
+	Done() <-chan struct{}
+}
+
+// LockProber is implemented by locks that can check, without taking the
+// lock, that taking it would work (the directory is writable, the store
+// reachable). The Monitor probes before monitoring starts and refuses to
+// start when the probe fails.
+type LockProber interface {
+	Probe(ctx context.Context) error
+}
+
+// RecordState is the progress of a failover, as its record tells it.
+type RecordState string
+
+const (
+	// RecordFailingOver: the lock is taken and the handlers run (or the
+	// process died while they ran).
+	RecordFailingOver RecordState = "failing-over"
+	// RecordDone: every handler succeeded.
+	RecordDone RecordState = "done"
+	// RecordHandlerFailed: the failover ran and at least one handler
+	// failed.
+	RecordHandlerFailed RecordState = "handler-failed"
+)
+
+// HandlerOutcome is one handler's part of a failover.
+type HandlerOutcome struct {
+	Name     string        `json:"name"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration_ns"`
+	// Error is empty when the handler succeeded.
+	Error    string `json:"error,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
+}
+
+// Record is the failover record: written when the lock is taken, before
+// any handler runs, and updated with each handler's outcome.
+type Record struct {
+	State RecordState `json:"state"`
+	// Time is when the lock was taken.
+	Time time.Time `json:"time"`
+	Host string    `json:"host,omitempty"`
+	PID  int       `json:"pid,omitempty"`
+	// Event is what the handlers were given: reason, target, results.
+	Event *Event `json:"event,omitempty"`
+	// Handlers holds each handler's outcome, in order, once known.
+	Handlers []HandlerOutcome `json:"handlers,omitempty"`
+	// Finished is when the last handler returned.
+	Finished time.Time `json:"finished,omitzero"`
+	// LockLost reports that the lock was lost while the handlers ran.
+	LockLost bool `json:"lock_lost,omitempty"`
+	// Legacy reports a record that is not ours to read: an empty file
+	// (what the original fstaid writes) or unreadable content. It still
+	// counts as locked. Time is then the file's modification time.
+	Legacy bool `json:"legacy,omitempty"`
+}
+
+// Reason returns the record's failover reason, or "unknown".
+func (r *Record) Reason() Reason {
+	if r.Event == nil {
+		return "unknown"
+	}
+	return r.Event.Reason
+}
+
+// ErrLocked reports that a failover record exists: a failover happened
+// (or began) and the monitor must not arm again until a human removes it.
+var ErrLocked = errors.New("fstaid: locked by a failover record")
+
+// LockedError is ErrLocked with the record and where it is.
+type LockedError struct {
+	// Lock describes the lock (a path, an etcd key).
+	Lock string
+	// Record is the existing record.
+	Record *Record
+}
+
+func (e *LockedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fstaid: locked by a failover record at %s", e.Lock)
+	if r := e.Record; r != nil {
+		if r.Legacy {
+			fmt.Fprintf(&b, " (a bare lock file, as the original fstaid writes, modified %s)", r.Time.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(&b, " written %s by %s pid %d, reason %s, state %s", r.Time.Format(time.RFC3339), r.Host, r.PID, r.Reason(), r.State)
+		}
+	}
+	b.WriteString("; after a failover the roles are swapped: update the configuration to watch the new active, then remove the record to re-arm")
+	return b.String()
+}
+
+// Is reports whether target is ErrLocked.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// FileLock is a Lock kept in one file. Acquire writes the record to a
+// temporary file in the same directory, fsyncs it, publishes it with
+// link(2) (which fails if the lock file exists, even the original's empty
+// one; a plain rename would silently replace another writer's lock),
+// removes the temporary name and fsyncs the directory. Update, by the
+// owner only, renames a new fsynced file over its own record.
+//
+// The directory must survive a reboot: a lock lost with /tmp or a tmpfs
+// silently re-arms the monitor (see Persistent).
+type FileLock struct {
+	path string
+
+	mu    sync.Mutex
+	owned bool
+}
+
+var (
+	_ Lock       = (*FileLock)(nil)
+	_ LockProber = (*FileLock)(nil)
+)
+
+// NewFileLock returns a lock kept at path. There is no default path: the
+// daemon keeps the original's <lockdir>/fstaid.<port>.lock.
+func NewFileLock(path string) *FileLock { return &FileLock{path: path} }
+
+// Path returns the lock file's path.
+func (l *FileLock) Path() string { return l.path }
+
+// String returns the lock file's path.
+func (l *FileLock) String() string { return l.path }
+
+func (l *FileLock) validate() error {
+	if l.path == "" {
+		return errors.New("file lock: empty path")
+	}
+	return nil
+}
+
+// Load reads the record. An empty or unreadable file is a Legacy record:
+// anything at the path counts as locked.
+func (l *FileLock) Load(ctx context.Context) (*Record, error) {
+	data, err := os.ReadFile(l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fstaid: reading lock %s: %w", l.path, err)
+	}
+	var rec Record
+	if len(data) == 0 || json.Unmarshal(data, &rec) != nil || rec.State == "" {
+		rec = Record{Legacy: true}
+		if fi, err := os.Stat(l.path); err == nil {
+			rec.Time = fi.ModTime()
+		}
+	}
+	return &rec, nil
+}
+
+// Acquire publishes rec at the lock's path only if nothing is there.
+func (l *FileLock) Acquire(ctx context.Context, rec *Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.owned {
+		return errors.New("fstaid: lock already acquired by this process")
+	}
+	tmp, err := l.writeTemp(rec)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, l.path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			existing, lerr := l.Load(ctx)
+			if lerr != nil || existing == nil {
+				existing = &Record{Legacy: true}
+			}
+			return &LockedError{Lock: l.path, Record: existing}
+		}
+		return fmt.Errorf("fstaid: publishing lock %s: %w", l.path, err)
+	}
+	l.owned = true
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		return fmt.Errorf("fstaid: lock %s published but not durable: %w", l.path, err)
+	}
+	return nil
+}
+
+// Update replaces the owner's record.
+func (l *FileLock) Update(ctx context.Context, rec *Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.owned {
+		return errors.New("fstaid: updating a lock this process does not hold")
+	}
+	tmp, err := l.writeTemp(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, l.path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fstaid: updating lock %s: %w", l.path, err)
+	}
+	return syncDir(filepath.Dir(l.path))
+}
+
+// Done returns nil: a file lock cannot be lost.
+func (l *FileLock) Done() <-chan struct{} { return nil }
+
+// Probe checks that the directory accepts a durable write, without
+// touching the lock file.
+func (l *FileLock) Probe(ctx context.Context) error {
+	tmp, err := l.writeTemp(&Record{State: "probe"})
+	if err != nil {
+		return err
+	}
+	os.Remove(tmp)
+	return syncDir(filepath.Dir(l.path))
+}
+
+// Persistent returns nil when the lock's directory survives a reboot as
+// far as can be told, or an error saying why it does not (a tmpfs, the
+// system's temporary directory).
+func (l *FileLock) Persistent() error {
+	dir, err := filepath.Abs(filepath.Dir(l.path))
+	if err != nil {
+		return err
+	}
+	if fsType, volatile := volatileFS(dir); volatile {
+		return fmt.Errorf("lock directory %s is on %s, which does not survive a reboot: a lost lock silently re-arms the monitor", dir, fsType)
+	}
+	for _, tmp := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
+		if dir == tmp || strings.HasPrefix(dir, tmp+"/") {
+			return fmt.Errorf("lock directory %s is a temporary directory (cleaned at boot or by tmpfiles): a lost lock silently re-arms the monitor", dir)
+		}
+	}
+	return nil
+}
+
+func (l *FileLock) writeTemp(rec *Record) (string, error) {
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("fstaid: encoding lock record: %w", err)
+	}
+	data = append(data, '\n')
+	dir, base := filepath.Split(l.path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp*")
+	if err != nil {
+		return "", fmt.Errorf("fstaid: lock directory: %w", err)
+	}
+	name := f.Name()
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(name)
+		return "", fmt.Errorf("fstaid: writing lock record: %w", err)
+	}
+	return name, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
