@@ -552,8 +552,12 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			m.setState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
 			m.logger.Error("target is dead: failing over", "round", r.Number, "reason", r.failures())
 			_, ferr, _ := m.failover(loopCtx, m.autoEvent(r))
-			if m.failResult() != nil {
-				return ferr
+			if done := m.failResult(); done != nil {
+				// This failover, or a manual one that won the race.
+				return done
+			}
+			if loopCtx.Err() != nil {
+				return m.stopped()
 			}
 			// The lock could not be taken: no handler ran. Fail closed
 			// and keep monitoring.

@@ -1,0 +1,404 @@
+package fstaid_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fstaid/fstaid"
+)
+
+// These tests run real processes and sockets on real time.
+
+// runCheck runs c once through a Monitor-free path: with a timeout, the
+// way the Monitor does.
+func runCheck(t *testing.T, c fstaid.Check, timeout time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	return c.Check(ctx)
+}
+
+func exitStatus(err error) int {
+	var ce *fstaid.CheckError
+	if errors.As(err, &ce) {
+		return ce.ExitStatus
+	}
+	if err == nil {
+		return 0
+	}
+	return -999
+}
+
+// waitGone waits until pid no longer runs (a zombie counts as gone: it
+// runs nothing and its reaper will collect it).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return
+		}
+		// The state follows the parenthesised command name.
+		if f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("process %d still runs", pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func readPIDs(t *testing.T, path string) []int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading pids: %v", err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("bad pid %q", f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func TestCommandExitStatus(t *testing.T) {
+	tests := []struct {
+		cmdline string
+		want    int
+	}{
+		{"true", 0},
+		{"false", 1},
+		{"sh -c 'exit 7'", 7},
+		{`sh -c "kill -9 \$\$"`, -1}, // killed by a signal, not a timeout
+		{"/nonexistent/fstaid-check", 127},
+	}
+	for _, tt := range tests {
+		err := runCheck(t, fstaid.Command(tt.cmdline), 5*time.Second)
+		if got := exitStatus(err); got != tt.want {
+			t.Errorf("Command(%q) = %v (exit %d), want exit %d", tt.cmdline, err, got, tt.want)
+		}
+	}
+}
+
+func TestCommandTimeoutKillsWholeGroup(t *testing.T) {
+	tests := []struct{ name, script string }{
+		{"background children", `sleep 30 & echo $! >> "$PIDS"; sleep 30 & echo $! >> "$PIDS"; echo $$ >> "$PIDS"; wait`},
+		{"TERM-ignoring shells", `trap "" TERM; sh -c 'trap "" TERM; echo $$ >> "$PIDS"; sleep 30' & echo $$ >> "$PIDS"; wait`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pids := filepath.Join(dir, "pids")
+			t.Setenv("PIDS", pids)
+			script := filepath.Join(dir, "check.sh")
+			os.WriteFile(script, []byte(tt.script+"\n"), 0o644)
+			start := time.Now()
+			err := runCheck(t, fstaid.Command("sh "+script), 500*time.Millisecond)
+			if got := exitStatus(err); got != -1 {
+				t.Errorf("exit %d (%v), want -1", got, err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("check took %v: the kill did not reach the group", d)
+			}
+			ps := readPIDs(t, pids)
+			if len(ps) < 2 {
+				t.Fatalf("pids %v", ps)
+			}
+			for _, pid := range ps {
+				waitGone(t, pid)
+			}
+		})
+	}
+}
+
+func TestCommandKillsLeftoversAfterNormalExit(t *testing.T) {
+	pids := filepath.Join(t.TempDir(), "pids")
+	t.Setenv("PIDS", pids)
+	// The command exits 0 at once, leaving a child that holds its stdout.
+	err := runCheck(t, fstaid.Command(`sh -c 'sleep 30 & echo $! > "$PIDS"; exit 0'`), 10*time.Second)
+	if err != nil {
+		t.Fatalf("check = %v, want pass", err)
+	}
+	for _, pid := range readPIDs(t, pids) {
+		waitGone(t, pid)
+	}
+}
+
+// countingHandler counts the output records a command logs.
+type countingHandler struct {
+	mu    sync.Mutex
+	lines int
+	bytes int
+	trunc int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "line":
+			h.lines++
+			h.bytes += len(a.Value.String())
+		case "dropped_bytes":
+			h.trunc += int(a.Value.Int64())
+		}
+		return true
+	})
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func TestCommandLargeOutputPassesAndLogsBounded(t *testing.T) {
+	tests := []struct{ name, gen string }{
+		{"many lines", `yes fstaid | head -c 1048576`},
+		{"one long line", `head -c 1048576 /dev/zero | tr "\0" a`},
+		{"stderr", `yes err | head -c 1048576 >&2`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			counter := &countingHandler{}
+			p := fstaid.Command("sh -c '" + tt.gen + "'")
+			m := newMonitor(t, fstaid.WithPrimary(p, 10*time.Second), fstaid.WithStartupCheck(fstaid.StartupCheckOff),
+				fstaid.WithLogger(slog.New(counter)), fstaid.WithInterval(time.Hour),
+				fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}))
+			ctx, cancel := context.WithCancel(t.Context())
+			done := runAsync(ctx, m)
+			for m.Status().Rounds == 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if v := m.Status().LastRound.Verdict; v != fstaid.VerdictHealthy {
+				t.Fatalf("verdict %s: a healthy chatty command must pass (%+v)", v, m.Status().LastRound.Primary)
+			}
+			counter.mu.Lock()
+			defer counter.mu.Unlock()
+			if counter.bytes > 80<<10 || counter.lines == 0 {
+				t.Errorf("logged %d lines, %d bytes: want some, bounded to ~64 KiB", counter.lines, counter.bytes)
+			}
+			if counter.trunc == 0 {
+				t.Errorf("no truncation reported for 1 MiB of output")
+			}
+		})
+	}
+}
+
+func TestCommandLineParsing(t *testing.T) {
+	for _, bad := range []string{"", "curl 'unterminated", "curl a | grep b", "true; rm -rf /"} {
+		_, err := fstaid.New(fstaid.WithPrimary(fstaid.Command(bad), time.Second),
+			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}))
+		if !errors.Is(err, fstaid.ErrInvalidOption) || !strings.Contains(err.Error(), "primary check") {
+			t.Errorf("Command(%q): New = %v, want an invalid primary check", bad, err)
+		}
+	}
+	// Quoting works as in the original.
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	err := runCheck(t, fstaid.Command(`sh -c 'printf "%s|" "$@" > `+out+`' sh "a b" 'c "d"' e\ f`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != `a b|c "d"|e f|` {
+		t.Errorf("argv = %q", got)
+	}
+}
+
+func TestScriptHandlerArgsAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "handler.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"$@\" > \"$0.args\"\nenv | grep ^FSTAID_ | sort > \"$0.env\"\n"), 0o755)
+	h := fstaid.CommandHandler(script + " --flag")
+	ev := &fstaid.Event{
+		Reason: fstaid.ReasonAuto, Target: "db1", Time: time.Unix(100, 0), RoundStart: time.Unix(99, 0),
+		Primary:   fstaid.Result{Check: "primary", ExitStatus: 1, HTTPStatus: 503, Error: "GET x: 503", Start: time.Unix(99, 0), Duration: time.Second, Attempts: 3},
+		Secondary: fstaid.Result{Check: "secondary", ExitStatus: -1, TimedOut: true},
+	}
+	if err := h.Handle(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	args, _ := os.ReadFile(script + ".args")
+	if got := strings.TrimSpace(string(args)); got != "--flag 1 false -1 true" {
+		t.Errorf("argv %q, want %q", got, "--flag 1 false -1 true")
+	}
+	env, _ := os.ReadFile(script + ".env")
+	for _, want := range []string{"FSTAID_REASON=auto", "FSTAID_TARGET=db1", "FSTAID_PRIMARY_EXIT=1",
+		"FSTAID_PRIMARY_HTTP_STATUS=503", "FSTAID_PRIMARY_ATTEMPTS=3", "FSTAID_PRIMARY_DURATION=1",
+		"FSTAID_SECONDARY_EXIT=-1", "FSTAID_SECONDARY_TIMED_OUT=true", "FSTAID_ROUND_DURATION=1",
+		"FSTAID_PRIMARY_ERROR=GET x: 503"} {
+		if !strings.Contains(string(env), want+"\n") {
+			t.Errorf("env lacks %s:\n%s", want, env)
+		}
+	}
+	// A failing handler reports its exit status.
+	os.WriteFile(script, []byte("#!/bin/sh\nexit 3\n"), 0o755)
+	if err := h.Handle(t.Context(), ev); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("Handle = %v, want exit status 3", err)
+	}
+}
+
+func TestScriptHandlerTimeoutKillsGroup(t *testing.T) {
+	pids := filepath.Join(t.TempDir(), "pids")
+	t.Setenv("PIDS", pids)
+	h := fstaid.CommandHandler(`sh -c 'trap "" TERM; sleep 30 & echo $! > "$PIDS"; wait'`)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := h.Handle(ctx, &fstaid.Event{}); err == nil || !strings.Contains(err.Error(), "exit status -1") {
+		t.Errorf("Handle = %v, want killed", err)
+	}
+	for _, pid := range readPIDs(t, pids) {
+		waitGone(t, pid)
+	}
+}
+
+func TestHTTPCheck(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+		case "/down":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/redirect":
+			http.Redirect(w, r, "/down", http.StatusFound)
+		case "/big":
+			w.Write(make([]byte, 1<<20))
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	tests := []struct {
+		path       string
+		wantStatus int // 0: pass
+	}{
+		{"/ok", 0}, {"/down", 503}, {"/redirect", 0}, {"/big", 0}, {"/ok", 0},
+	}
+	for _, tt := range tests {
+		err := runCheck(t, fstaid.HTTP(srv.URL+tt.path), 5*time.Second)
+		var ce *fstaid.CheckError
+		switch {
+		case tt.wantStatus == 0 && err != nil:
+			t.Errorf("GET %s = %v, want pass", tt.path, err)
+		case tt.wantStatus != 0 && (!errors.As(err, &ce) || ce.HTTPStatus != tt.wantStatus || ce.ExitStatus != 1):
+			t.Errorf("GET %s = %v, want HTTP %d, exit 1", tt.path, err, tt.wantStatus)
+		}
+	}
+	// Every check used a fresh connection, even from one HTTPCheck value.
+	c := fstaid.HTTP(srv.URL + "/ok")
+	before := conns.Load()
+	for range 3 {
+		if err := runCheck(t, c, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := conns.Load() - before; got != 3 {
+		t.Errorf("3 checks opened %d connections, want 3 (no keep-alive)", got)
+	}
+	// A closed port fails.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	if err := runCheck(t, fstaid.HTTP("http://"+addr+"/"), 5*time.Second); exitStatus(err) != 1 {
+		t.Errorf("closed port: %v", err)
+	}
+}
+
+func TestHTTPCheckProxy(t *testing.T) {
+	// The proxy answers for a host that does not resolve: only a request
+	// sent through it can pass.
+	var seen atomic.Value
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.URL.String())
+	}))
+	defer proxy.Close()
+	pu, _ := url.Parse(proxy.URL)
+
+	c := fstaid.HTTP("http://target.invalid/health")
+	c.Proxy = pu
+	if err := runCheck(t, c, 5*time.Second); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	if got := seen.Load(); got != "http://target.invalid/health" {
+		t.Errorf("proxy saw %v", got)
+	}
+}
+
+func TestHTTPCheckIgnoresEnvironmentProxy(t *testing.T) {
+	var hits atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer proxy.Close()
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer target.Close()
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("NO_PROXY", "")
+	// 0.0.0.0 is not exempt from the environment proxy as loopback names
+	// are, and Linux connects it to the local host: no DNS, no traffic
+	// off the machine.
+	u, _ := url.Parse(target.URL)
+	rawURL := "http://0.0.0.0:" + u.Port() + "/"
+	req, _ := http.NewRequest("GET", rawURL, nil)
+	if pu, _ := http.ProxyFromEnvironment(req); pu == nil {
+		t.Fatal("control: the environment proxy is not in effect, the test proves nothing")
+	}
+	if err := runCheck(t, fstaid.HTTP(rawURL), 5*time.Second); err != nil {
+		t.Errorf("direct check = %v", err)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the environment's HTTP_PROXY was used")
+	}
+}
+
+func TestTCPCheck(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := l.Addr().String()
+	if err := runCheck(t, fstaid.TCP(addr), 5*time.Second); err != nil {
+		t.Errorf("open port: %v", err)
+	}
+	l.Close()
+	if err := runCheck(t, fstaid.TCP(addr), 5*time.Second); exitStatus(err) != 1 {
+		t.Errorf("closed port: %v, want exit 1", err)
+	}
+}

@@ -1,0 +1,58 @@
+// Package fstaid is a failover monitor: it watches one target from a third
+// host and, when the target is dead and the monitor itself is fine, takes a
+// durable lock, runs the failover handlers once, and stops. A human re-arms
+// it. It is the library behind the fstaidd daemon (contrib/fstaidd) and a
+// compatible successor to the original fstaid.
+//
+// # The round
+//
+// Before monitoring, Run refuses to start while the lock holds a failover
+// record (a *LockedError naming it), checks that the lock can be written,
+// and runs the start-up check: self, primary and secondary once each (see
+// WithStartupCheck). Then, every interval measured start to start:
+//
+//  1. The self check (WithSelf). Failing: Run returns ErrSelfCheck (the
+//     monitor is the isolated one), or skips the round with
+//     WithContinueIfSelfCheckFailed.
+//  2. The primary check (WithPrimary), up to WithMaxAttempts times,
+//     WithAttemptInterval apart. Any pass ends the round.
+//  3. The secondary check (WithSecondary). Passing: no failover; the
+//     target looks dead from here only. Not configured: the primary's
+//     failure is enough.
+//  4. The self check again. Failing: no failover; monitoring goes on.
+//  5. Failover: take the lock first (durably), run every handler
+//     (WithHandler) in order, each within its own timeout, record their
+//     outcome, and return a *FailoverError.
+//
+// A check that exceeds its timeout fails with exit status -1 and TimedOut
+// set. Fail fails over by hand, skipping the checks, armed or not; however
+// many goroutines call it while the loop itself fails over, the handlers
+// run at most once per lock. A failover that has begun runs to completion
+// on a context that the caller's cancellation does not reach.
+//
+// # Checks and handlers
+//
+// Check and Handler are one-method interfaces with CheckFunc and
+// HandlerFunc adapters. Built in: Command (a command line, split as the
+// original split it, in its own process group, killed whole at its
+// timeout), HTTP (a fresh connection per check, no redirects, no proxy from
+// the environment, an explicit Proxy for checks through a bastion), TCP,
+// and CommandHandler, which calls a handler script exactly as the original
+// did: PRIMARY_EXIT PRIMARY_TIMEDOUT SECONDARY_EXIT SECONDARY_TIMEDOUT,
+// plus FSTAID_* environment variables (Event.Env).
+//
+// # The lock
+//
+// A Lock's Acquire succeeds for exactly one writer. FileLock publishes an
+// fsynced record with link(2), so an existing file, even the original's
+// empty one, makes it fail; it belongs on a file system that survives a
+// reboot. The record (Record) tells when, where, why, and each handler's
+// outcome; after a crash mid-handler it stays "failing-over", and the
+// monitor stays locked.
+//
+// # Observing
+//
+// Status returns a snapshot, including the deadline by which the loop must
+// next make progress (for a watchdog); WithObserver receives every
+// lifecycle Notice. Logs go to a *slog.Logger (WithLogger).
+package fstaid
