@@ -119,9 +119,13 @@ func loggerFrom(ctx context.Context) *slog.Logger {
 
 var discardLogger = slog.New(slog.DiscardHandler)
 
-// parseCommandLine splits a command line into words the way the original
-// fstaid did (go-shellwords), and refuses shell operators, which the
-// original silently dropped: a pipeline needs an explicit `sh -c '...'`.
+// SplitCommand splits a command line into words the way the original
+// fstaid did (go-shellwords: quotes and backslashes, no variables), and
+// refuses shell operators (| ; & > <), which the original silently
+// dropped with everything after them: a pipeline needs an explicit
+// `sh -c '...'`.
+func SplitCommand(cmdline string) ([]string, error) { return parseCommandLine(cmdline) }
+
 func parseCommandLine(cmdline string) ([]string, error) {
 	p := shellwords.NewParser()
 	args, err := p.Parse(cmdline)
