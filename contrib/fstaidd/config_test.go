@@ -1,0 +1,230 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// exe is an executable path that exists on every test machine.
+const exe = "/bin/true"
+
+func originalConfig(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("testdata/original.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(string(data), `"HANDLER"`, `"`+exe+`"`, 1)
+}
+
+func TestOriginalConfigLoadsUnchanged(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "")
+	cfg, err := ParseConfig(originalConfig(t))
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	g := cfg.Global
+	if g.Port != 8080 || g.Interval != time.Second || g.MaxAttempts != 3 || g.AttemptInterval != time.Second ||
+		g.Mode != "release" || !g.ContinueIfSelfCheckFailed {
+		t.Errorf("global = %+v", g)
+	}
+	if g.LockDir != "/var/lib/fstaidd" || cfg.LockFile() != "/var/lib/fstaidd/fstaid.8080.lock" {
+		t.Errorf("lock file %s, want the state directory, never /tmp", cfg.LockFile())
+	}
+	if cfg.Handler.Command != exe || cfg.Handler.Timeout != 300*time.Second {
+		t.Errorf("handler %+v", cfg.Handler)
+	}
+	if cfg.Primary.Command != "curl -s -f web-01" || cfg.Primary.Timeout != 3*time.Second ||
+		cfg.Secondary == nil || cfg.Self == nil || cfg.Self.Timeout != 3*time.Second {
+		t.Errorf("checks %+v %+v %+v", cfg.Primary, cfg.Secondary, cfg.Self)
+	}
+	if len(cfg.Users) != 1 || cfg.Users[0].UserID != "ops" || cfg.Users[0].Password != "s3cret" {
+		t.Errorf("users %+v", cfg.Users)
+	}
+	if got := cfg.ListenAddress(); got != ":8080" {
+		t.Errorf("listen %s, want :8080 (users configured, as the original)", got)
+	}
+	if _, err := cfg.Options(); err != nil {
+		t.Errorf("Options: %v", err)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "/var/lib/fstaidd-x:/other")
+	cfg, err := ParseConfig("[global]\nport = 9000\n[handler]\ncommand = \"" + exe + "\"\ntimeout = 1\n[primary]\ntcp = \"db:5432\"\ntimeout = 0.25\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.Global
+	if g.Interval != time.Second || g.MaxAttempts != 3 || g.AttemptInterval != 0 || g.Mode != "debug" ||
+		g.StartupCheck != "wait" || g.Target != "target" || g.LockDir != "/var/lib/fstaidd-x" {
+		t.Errorf("defaults %+v", g)
+	}
+	if cfg.Primary.Timeout != 250*time.Millisecond {
+		t.Errorf("fractional timeout %v", cfg.Primary.Timeout)
+	}
+	if got := cfg.ListenAddress(); got != "127.0.0.1:9000" {
+		t.Errorf("listen %s: with no users, loopback only", got)
+	}
+}
+
+const validBase = `
+[global]
+port = 8080
+[handler]
+command = "/bin/true"
+timeout = 10
+[primary]
+command = "true"
+timeout = 1
+`
+
+func TestConfigErrors(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), 13)
+	tests := []struct {
+		name, config string
+		want         []string
+	}{
+		{"syntax", "[global\nport = 1", []string{"TOML syntax, line 2"}},
+		{"missing sections", "", []string{"[global]: section is required", "[handler]: section is required", "[primary]: section is required"}},
+		{"typo", validBase + "\n", nil},
+		{"unknown key", strings.Replace(validBase, "port = 8080", "port = 8080\nmaxattempt = 3", 1), []string{`[global] maxattempt: unknown key (did you mean "maxattempts"?)`}},
+		{"unknown section", validBase + "[primery]\ncommand = \"x\"\n", []string{"top level primery: unknown key"}},
+		{"port range", strings.Replace(validBase, "8080", "70000", 1), []string{"[global] port: must be between 1 and 65535, got 70000"}},
+		{"port missing", strings.Replace(validBase, "port = 8080", "", 1), []string{"[global] port: is required"}},
+		{"port type", strings.Replace(validBase, "8080", `"8080"`, 1), []string{"[global] port: must be a whole number, got a string"}},
+		{"interval zero", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = 0", 1), []string{"[global] interval: must be more than 0 seconds"}},
+		{"interval negative", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = -1", 1), []string{"[global] interval: must be between 0 and"}},
+		{"interval inf", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = inf", 1), []string{"[global] interval: must be between 0 and"}},
+		{"interval nan", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = nan", 1), []string{"[global] interval: must be between 0 and"}},
+		{"interval string", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = \"1s\"", 1), []string{"[global] interval: must be a number of seconds, got a string"}},
+		{"maxattempts", strings.Replace(validBase, "port = 8080", "port = 8080\nmaxattempts = 0", 1), []string{"[global] maxattempts: must be between 1 and 1000, got 0"}},
+		{"mode", strings.Replace(validBase, "port = 8080", "port = 8080\nmode = \"verbose\"", 1), []string{`[global] mode: must be "debug" or "release", got "verbose"`}},
+		{"startup_check", strings.Replace(validBase, "port = 8080", "port = 8080\nstartup_check = \"maybe\"", 1), []string{`[global] startup_check: must be "wait" or "exit"`}},
+		{"bool type", strings.Replace(validBase, "port = 8080", "port = 8080\ncontinue_if_self_check_failed = 1", 1), []string{"[global] continue_if_self_check_failed: must be true or false, got an integer"}},
+		{"handler missing executable", strings.Replace(validBase, `"/bin/true"`, `"/nonexistent/handler.rb --x"`, 1), []string{"[handler] command: /nonexistent/handler.rb is not an executable file"}},
+		{"handler timeout", strings.Replace(validBase, "timeout = 10", "timeout = 0", 1), []string{"[handler] timeout: must be more than 0 seconds"}},
+		{"primary no command", strings.Replace(validBase, "command = \"true\"", "", 1), []string{"[primary] command: is required (or a native check: http or tcp)"}},
+		{"primary two kinds", strings.Replace(validBase, "command = \"true\"", "command = \"true\"\ntcp = \"a:1\"", 1), []string{"[primary]: set only one of command, http and tcp"}},
+		{"primary pipeline", strings.Replace(validBase, "command = \"true\"", `command = "curl x | grep y"`, 1), []string{"[primary] command: command \"curl x | grep y\" contains a shell operator"}},
+		{"primary timeout missing", strings.Replace(validBase, "timeout = 1\n", "", 1), []string{"[primary] timeout: is required"}},
+		{"http url", strings.Replace(validBase, "command = \"true\"", `http = "ftp://x"`, 1), []string{`[primary] http: must be an http:// or https:// URL, got "ftp://x"`}},
+		{"tcp addr", strings.Replace(validBase, "command = \"true\"", `tcp = "db"`, 1), []string{"[primary] tcp: must be host:port"}},
+		{"proxy without http", strings.Replace(validBase, "command = \"true\"", "command = \"true\"\nproxy = \"http://b:1\"", 1), []string{"[primary] proxy: applies only to an http check"}},
+		{"secondary alone is validated", validBase + "[secondary]\ntimeout = 0\n", []string{"[secondary] command: is required", "[secondary] timeout: must be more than 0 seconds"}},
+		{"user fields", validBase + "[[user]]\nuserid = \"\"\n[[user]]\nuserid = \"a\"\npassword = \"x\"\n[[user]]\nuserid = \"a\"\npassword = \"y\"\n", []string{"[user 1] userid: is required", "[user 1] password: is required", `[user 3] userid: duplicate user "a"`}},
+		{"bcrypt cost", validBase + "[[user]]\nuserid = \"a\"\npassword = \"" + string(hash) + "\"\n", []string{"[user 1] password: bcrypt cost 13 is above 12"}},
+		{"bad bcrypt", validBase + "[[user]]\nuserid = \"a\"\npassword = \"$2a$10$short\"\n", []string{"[user 1] password: looks like a bcrypt hash but is not one"}},
+		{"user not array", validBase + "[user]\nuserid = \"a\"\n", []string{"top level user: must be an array of tables ([[user]]), got a table"}},
+		{"listen open without users", strings.Replace(validBase, "port = 8080", "port = 8080\nlisten = \"0.0.0.0:8080\"", 1), []string{"[global] listen: 0.0.0.0:8080 is not a loopback address and no [[user]] is configured"}},
+		{"global not table", "global = 1\n" + strings.Replace(validBase, "[global]\nport = 8080\n", "", 1), []string{"top level global: must be a table"}},
+	}
+	for _, tt := range tests {
+		_, err := ParseConfig(tt.config)
+		if tt.want == nil {
+			if err != nil {
+				t.Errorf("%s: unexpected error %v", tt.name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: no error, want %q", tt.name, tt.want)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error\n%v\nlacks %q", tt.name, err, w)
+			}
+		}
+	}
+}
+
+func TestHandlerNotExecutable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "handler.rb")
+	os.WriteFile(path, []byte("#!/bin/sh\n"), 0o644)
+	_, err := ParseConfig(strings.Replace(validBase, `"/bin/true"`, `"`+path+`"`, 1))
+	if err == nil || !strings.Contains(err.Error(), "[handler] command: "+path+" is not an executable file") {
+		t.Errorf("ParseConfig = %v", err)
+	}
+}
+
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := ParseConfig(`
+[global]
+port = 0
+interval = -2
+maxattempt = 3
+mode = "loud"
+[handler]
+command = "/nonexistent"
+[primary]
+http = "nope"
+timeout = 0
+[secondary]
+tcp = "x"
+timeout = 1
+`)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"[global] port", "[global] interval", "[global] maxattempt: unknown key", "[global] mode",
+		"[handler] command: /nonexistent is not an executable file", "[handler] timeout: is required",
+		"[primary] http", "[primary] timeout", "[secondary] tcp"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("lacks %q in\n%v", w, err)
+		}
+	}
+	if !strings.HasPrefix(err.Error(), "9 problems:") {
+		t.Errorf("want 9 problems listed, got\n%v", err)
+	}
+}
+
+func TestLoadConfigNamesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fstaidd.toml")
+	os.WriteFile(path, []byte("[global]\n"), 0o644)
+	_, err := LoadConfig(path)
+	if err == nil || !strings.Contains(err.Error(), path) || exitCode(err) != exitConfig {
+		t.Errorf("LoadConfig = %v (exit %d)", err, exitCode(err))
+	}
+	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.toml")); err == nil || exitCode(err) != exitConfig {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// FuzzParseConfig: no input panics, and a config that parses has sane
+// values. The seed corpus runs in every `go test`.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(originalConfigF(f))
+	f.Add(validBase)
+	f.Add("[global]\nport = 8080\ninterval = 1e308\nmaxattempts = 9223372036854775807\n")
+	f.Add("[global]\ninterval = -0.0\nport = -1\n[[user]]\npassword = \"$2b$99$x\"\n")
+	f.Add("[primary]\nhttp = \"http://[::1\"\nproxy = \"::\"\n[aws]\nx = 1\n")
+	f.Add("user = [1, 2]\n[handler]\ncommand = \"'\"\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		g := cfg.Global
+		if g.Port < 1 || g.Port > 65535 || g.Interval <= 0 || g.MaxAttempts < 1 || g.AttemptInterval < 0 ||
+			cfg.Handler == nil || cfg.Handler.Timeout <= 0 || cfg.Primary == nil || cfg.Primary.Timeout <= 0 {
+			t.Fatalf("accepted an invalid config: %+v", cfg)
+		}
+		if _, err := cfg.Options(); err != nil {
+			t.Fatalf("valid config, but Options: %v", err)
+		}
+	})
+}
+
+func originalConfigF(f *testing.F) string {
+	data, err := os.ReadFile("testdata/original.toml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	return strings.Replace(string(data), `"HANDLER"`, `"`+exe+`"`, 1)
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/systemd"
+)
+
+// Exit statuses, as the unit file and the README use them. 1 and 2 are
+// never used: Go exits 2 on a panic and on SIGABRT (the watchdog's
+// signal), and those must be restarted.
+const (
+	exitOK            = 0  // stopped by a signal, no failover
+	exitFailedOver    = 10 // failover done, every handler succeeded
+	exitHandlerFailed = 11 // failover done, a handler failed: page someone
+	exitLocked        = 12 // a failover record exists at start-up
+	exitStartupCheck  = 13 // the start-up check failed (startup_check = "exit")
+	exitSelfCheck     = 14 // the self check failed: this monitor is cut off
+	exitSoftware      = 70 // an unexpected error (EX_SOFTWARE): restarted
+	exitConfig        = 78 // configuration error (EX_CONFIG): not restarted
+)
+
+// exitCode maps Run's result to the exit status.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, fstaid.ErrHandlerFailed):
+		return exitHandlerFailed
+	case errors.Is(err, fstaid.ErrFailedOver):
+		return exitFailedOver
+	case errors.Is(err, fstaid.ErrLocked):
+		return exitLocked
+	case errors.Is(err, fstaid.ErrStartupCheck):
+		return exitStartupCheck
+	case errors.Is(err, fstaid.ErrSelfCheck):
+		return exitSelfCheck
+	case errors.Is(err, fstaid.ErrLockUnavailable), errors.Is(err, errConfig):
+		return exitConfig
+	}
+	return exitSoftware
+}
+
+// drainsOnExit reports whether fstaidd must answer the connections queued
+// on its socket before exiting with code: the exits systemd does not
+// restart. After the others (a signal, a restartable failure) the queue
+// stays with systemd for the next instance.
+func drainsOnExit(code int) bool {
+	switch code {
+	case exitFailedOver, exitHandlerFailed, exitLocked, exitConfig:
+		return true
+	}
+	return false
+}
+
+// daemon holds what the daemon's parts share; tests build one too.
+type daemon struct {
+	configPath string
+	stderr     io.Writer
+	// extraOpts are appended to the Monitor's options (the demo's
+	// observer, tests).
+	extraOpts []fstaid.Option
+	// serving, when set, is called with the endpoint's addresses once it
+	// serves.
+	serving func([]net.Addr)
+}
+
+// run is the daemon: it returns the exit status.
+func (d *daemon) run(ctx context.Context) int {
+	// Take the activated sockets first, whatever happens next: on a bad
+	// config the queued connections must still be answered.
+	activated, actErr := systemd.Listeners()
+	failLs := pickFailListeners(activated)
+
+	cfg, err := LoadConfig(d.configPath)
+	if err != nil {
+		logger := fallbackLogger(d.stderr)
+		logger.Error(err.Error())
+		serveDrain(failLs, configErrorHandler(err), logger)
+		return exitConfig
+	}
+	logger, logFile, err := newLogger(cfg, d.stderr)
+	if err != nil {
+		logger = fallbackLogger(d.stderr)
+		logger.Error("configuration error", "error", err)
+		serveDrain(failLs, configErrorHandler(err), logger)
+		return exitConfig
+	}
+	if logFile != nil {
+		defer logFile.Close()
+	}
+	// SIGHUP reopens the log file; without a handler it would kill us.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if logFile != nil {
+				if err := logFile.Reopen(); err != nil {
+					logger.Error("reopening the log file", "path", cfg.Global.Log, "error", err)
+				}
+			}
+		}
+	}()
+	defer close(hup)
+	if actErr != nil {
+		logger.Warn("socket activation: ignoring the passed sockets", "error", actErr)
+	}
+
+	notifier := systemd.NewNotifier()
+	met := newMetrics()
+	st := &statusLine{n: notifier, target: cfg.Global.Target}
+	opts, err := cfg.Options()
+	if err != nil {
+		logger.Error("configuration error", "error", err)
+		serveDrain(failLs, configErrorHandler(err), logger)
+		return exitConfig
+	}
+	lock := fstaid.NewFileLock(cfg.LockFile())
+	opts = append(opts, fstaid.WithLock(lock), fstaid.WithLogger(logger),
+		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe))
+	opts = append(opts, d.extraOpts...)
+	m, err := fstaid.New(opts...)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errConfig, err)
+		logger.Error("configuration error", "error", err)
+		serveDrain(failLs, configErrorHandler(err), logger)
+		return exitConfig
+	}
+
+	listeners := failLs
+	if len(listeners) == 0 {
+		l, err := net.Listen("tcp", cfg.ListenAddress())
+		if err != nil {
+			logger.Error("cannot listen", "address", cfg.ListenAddress(), "error", err)
+			return exitSoftware
+		}
+		listeners = []net.Listener{l}
+	} else if len(cfg.Users) == 0 {
+		for _, l := range listeners {
+			if !isLoopback(l.Addr().String()) {
+				err := fmt.Errorf("%w: the activated socket %s is not loopback and no [[user]] is configured: anyone could fail over", errConfig, l.Addr())
+				logger.Error(err.Error())
+				serveDrain(listeners, configErrorHandler(err), logger)
+				return exitConfig
+			}
+		}
+	}
+
+	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: lock.Path(), logger: logger, gather: met.reg}
+	srv := newHTTPServer(a.handler(), logger)
+	var serving sync.WaitGroup
+	var drains []*drainingListener
+	var addrs []net.Addr
+	for _, l := range listeners {
+		dl := &drainingListener{Listener: l}
+		drains = append(drains, dl)
+		addrs = append(addrs, l.Addr())
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			srv.Serve(dl)
+		}()
+	}
+	logger.Info("serving", "addresses", fmt.Sprint(addrs), "activated", len(failLs) > 0, "lock", lock.Path(),
+		"version", version())
+	notifier.Ready()
+	if d.serving != nil {
+		d.serving(addrs)
+	}
+
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	defer stopWatchdog()
+	if interval, ok := systemd.WatchdogInterval(); ok {
+		healthy := func(now time.Time) bool {
+			dl := m.Status().Deadline
+			return dl.IsZero() || now.Before(dl)
+		}
+		go systemd.RunWatchdog(wdCtx, notifier, interval, healthy)
+		logger.Info("watchdog enabled", "ping_interval", interval, "round_bound", m.RoundBound(), "failover_bound", m.FailoverBound())
+	}
+
+	runErr := m.Run(ctx)
+	code := exitCode(runErr)
+	notifier.Stopping()
+	if drainsOnExit(code) {
+		for _, dl := range drains {
+			dl.drain()
+		}
+		serving.Wait()
+	}
+	// In-flight requests (a /fail running its failover) finish first.
+	sctx, cancel := context.WithTimeout(context.Background(), m.FailoverBound())
+	srv.Shutdown(sctx)
+	cancel()
+	serving.Wait()
+	if code == exitOK {
+		// A /fail that raced the shutdown may have failed over.
+		if rec := m.Status().Record; rec != nil && m.Status().State == fstaid.StateFailedOver {
+			code = exitFailedOver
+			if rec.State == fstaid.RecordHandlerFailed {
+				code = exitHandlerFailed
+			}
+		}
+	}
+	logExit(logger, code, runErr)
+	return code
+}
+
+func logExit(logger *slog.Logger, code int, err error) {
+	msg := map[int]string{
+		exitOK:            "stopped",
+		exitFailedOver:    "failed over; every handler succeeded; not restarting until re-armed",
+		exitHandlerFailed: "failed over, but a handler failed: check the record and finish the failover by hand",
+		exitLocked:        "refusing to start: a failover record exists",
+		exitStartupCheck:  "start-up check failed",
+		exitSelfCheck:     "self check failed: this monitor is cut off",
+		exitConfig:        "configuration error",
+		exitSoftware:      "unexpected error",
+	}[code]
+	level := slog.LevelError
+	if code == exitOK || code == exitFailedOver {
+		level = slog.LevelWarn
+	}
+	attrs := []any{"exit_status", code, "event", "exit"}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	logger.Log(context.Background(), level, msg, attrs...)
+}
+
+// pickFailListeners returns the sockets named "fail" (FileDescriptorName),
+// or the only socket passed when it has no name.
+func pickFailListeners(byName map[string][]net.Listener) []net.Listener {
+	if ls := byName["fail"]; len(ls) > 0 {
+		return ls
+	}
+	var all []net.Listener
+	for _, ls := range byName {
+		all = append(all, ls...)
+	}
+	if len(all) == 1 {
+		return all
+	}
+	return nil
+}
+
+func fallbackLogger(w io.Writer) *slog.Logger {
+	if systemd.JournalStream() {
+		return slog.New(systemd.NewJournalHandler(nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// statusLine keeps systemd's STATUS= in step with the monitor.
+type statusLine struct {
+	n      *systemd.Notifier
+	target string
+	last   string
+}
+
+// observe is a fstaid.WithObserver function (never called concurrently).
+func (s *statusLine) observe(n fstaid.Notice) {
+	var line string
+	switch n.State {
+	case fstaid.StateStarting:
+		line = "starting: start-up check of " + s.target
+	case fstaid.StateUnarmed:
+		line = "unarmed: " + n.Reason + " (POST /fail still fails over)"
+	case fstaid.StateArmed:
+		line = "armed: watching " + s.target
+		if n.Round != nil && n.Round.Verdict != fstaid.VerdictHealthy && !n.Round.Startup {
+			line += "; last round: " + string(n.Round.Verdict)
+		}
+	case fstaid.StateFailingOver:
+		line = "failing over (" + n.Reason + ")"
+	case fstaid.StateFailedOver:
+		line = "failed over"
+		if n.Record != nil {
+			line += ": " + string(n.Record.State)
+		}
+	case fstaid.StateLocked:
+		line = "locked: a failover record exists; re-arm with fstaidd unlock"
+	default:
+		line = string(n.State)
+	}
+	line = strings.ReplaceAll(line, "\n", " ")
+	if line != s.last {
+		s.n.Status(line)
+		s.last = line
+	}
+}

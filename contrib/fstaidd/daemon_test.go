@@ -1,0 +1,603 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fstaid/fstaid"
+)
+
+// TestMain re-executes the test binary as fstaidd when FSTAIDD_TEST_MAIN
+// is set: the socket-activation tests need a process of its own.
+func TestMain(m *testing.M) {
+	if os.Getenv("FSTAIDD_TEST_MAIN") != "" {
+		args := strings.Split(os.Getenv("FSTAIDD_TEST_ARGS"), "\n")
+		os.Exit(Run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// env is one daemon's world: a directory with the config, a handler
+// script that records its calls, and marker files that kill the target
+// or isolate the monitor.
+type env struct {
+	t       *testing.T
+	dir     string
+	config  string
+	handler string
+}
+
+func newEnv(t *testing.T, handlerExit int, extra string) *env {
+	t.Helper()
+	t.Setenv("STATE_DIRECTORY", "")
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, config: filepath.Join(dir, "fstaidd.toml"), handler: filepath.Join(dir, "handler.sh")}
+	os.WriteFile(e.handler, []byte(fmt.Sprintf("#!/bin/sh\necho \"$*\" >> \"$0.calls\"\nenv | grep ^FSTAID_ | sort > \"$0.env\"\nsleep ${FSTAID_TEST_HANDLER_SLEEP:-0}\nexit %d\n", handlerExit)), 0o755)
+	cfg := fmt.Sprintf(`[global]
+port = 8080
+listen = "127.0.0.1:0"
+interval = 0.05
+maxattempts = 2
+lockdir = %q
+mode = "release"
+target = "db1"
+
+[handler]
+command = %q
+timeout = 10
+
+[primary]
+command = "sh -c 'test ! -e %s/dead'"
+timeout = 2
+%s`, dir, e.handler, dir, extra)
+	os.WriteFile(e.config, []byte(cfg), 0o644)
+	return e
+}
+
+func (e *env) touch(name string) { os.WriteFile(filepath.Join(e.dir, name), nil, 0o644) }
+
+func (e *env) lockPath() string { return filepath.Join(e.dir, "fstaid.8080.lock") }
+
+func (e *env) calls() []string {
+	data, _ := os.ReadFile(e.handler + ".calls")
+	s := strings.TrimSpace(string(data))
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// running is a daemon run in-process.
+type running struct {
+	url  string
+	done chan int
+	stop context.CancelFunc
+}
+
+func (e *env) start(opts ...fstaid.Option) *running {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan []net.Addr, 1)
+	d := &daemon{configPath: e.config, stderr: testWriter{e.t}, extraOpts: opts, serving: func(a []net.Addr) { addrs <- a }}
+	r := &running{done: make(chan int, 1), stop: cancel}
+	go func() { r.done <- d.run(ctx) }()
+	select {
+	case a := <-addrs:
+		r.url = "http://" + a[0].String()
+	case code := <-r.done:
+		r.done <- code
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("daemon did not start serving")
+	}
+	e.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			e.t.Error("daemon did not stop")
+		}
+	})
+	return r
+}
+
+func (r *running) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-r.done:
+		r.done <- code
+		return code
+	case <-time.After(20 * time.Second):
+		t.Fatal("daemon did not exit")
+		return -1
+	}
+}
+
+func (r *running) waitState(t *testing.T, want fstaid.State) statusResponse {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st statusResponse
+		resp, body, err := request(context.Background(), "GET", r.url+"/status", "ops", "pw")
+		if err == nil && resp.StatusCode == 200 && json.Unmarshal(body, &st) == nil && st.State == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s never reached (last %s, %v)", want, st.State, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+const users = `
+[[user]]
+userid = "ops"
+password = "pw"
+`
+
+func TestExitStatuses(t *testing.T) {
+	tests := []struct {
+		name        string
+		handlerExit int
+		extra       string
+		setup       func(e *env)
+		trigger     func(e *env)
+		want        int
+		wantCalls   int
+	}{
+		{name: "failover, handler ok", trigger: func(e *env) { e.touch("dead") }, want: exitFailedOver, wantCalls: 1},
+		{name: "failover, handler failed", handlerExit: 3, trigger: func(e *env) { e.touch("dead") }, want: exitHandlerFailed, wantCalls: 1},
+		{name: "locked at start-up", setup: func(e *env) { os.WriteFile(e.lockPath(), nil, 0o644) }, want: exitLocked},
+		{name: "start-up check failed", extra: "", setup: func(e *env) {
+			e.touch("dead")
+			data, _ := os.ReadFile(e.config)
+			os.WriteFile(e.config, []byte(strings.Replace(string(data), "[global]\n", "[global]\nstartup_check = \"exit\"\n", 1)), 0o644)
+		}, want: exitStartupCheck},
+		{name: "self check failed", extra: "[self]\ncommand = \"sh -c 'test ! -e SELFDIR/isolated'\"\ntimeout = 1\n",
+			trigger: func(e *env) { e.touch("isolated") }, want: exitSelfCheck},
+		{name: "bad config", setup: func(e *env) { os.WriteFile(e.config, []byte("[global]\nport = 0\n"), 0o644) }, want: exitConfig},
+		{name: "lock dir missing", setup: func(e *env) {
+			data, _ := os.ReadFile(e.config)
+			os.WriteFile(e.config, []byte(strings.Replace(string(data), "lockdir = \"", "lockdir = \"/nonexistent", 1)), 0o644)
+		}, want: exitConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.handlerExit, tt.extra)
+			data, _ := os.ReadFile(e.config)
+			os.WriteFile(e.config, []byte(strings.ReplaceAll(string(data), "SELFDIR", e.dir)), 0o644)
+			if tt.setup != nil {
+				tt.setup(e)
+			}
+			r := e.start()
+			if tt.trigger != nil {
+				r.waitState(t, fstaid.StateArmed)
+				tt.trigger(e)
+			}
+			if code := r.wait(t); code != tt.want {
+				t.Errorf("exit status %d, want %d", code, tt.want)
+			}
+			if got := len(e.calls()); got != tt.wantCalls {
+				t.Errorf("handler ran %d times, want %d", got, tt.wantCalls)
+			}
+			if tt.wantCalls > 0 {
+				if got := e.calls()[0]; got != "1 false -1 false" {
+					t.Errorf("handler argv %q, want the original's %q", got, "1 false -1 false")
+				}
+				rec, _ := fstaid.NewFileLock(e.lockPath()).Load(context.Background())
+				if rec == nil || rec.Event.Reason != fstaid.ReasonAuto || rec.Event.Target != "db1" {
+					t.Errorf("record %+v", rec)
+				}
+			}
+		})
+	}
+}
+
+func TestSignalStopsCleanly(t *testing.T) {
+	e := newEnv(t, 0, "")
+	r := e.start()
+	r.waitState(t, fstaid.StateArmed)
+	r.stop()
+	if code := r.wait(t); code != exitOK {
+		t.Errorf("exit %d after the context ended, want 0", code)
+	}
+}
+
+func TestHTTPAPI(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("hashed-pw"), bcrypt.MinCost)
+	e := newEnv(t, 0, users+"[[user]]\nuserid = \"bob\"\npassword = \""+string(hash)+"\"\n")
+	r := e.start()
+	r.waitState(t, fstaid.StateArmed)
+
+	get := func(path, user, pw string) (*http.Response, []byte) {
+		t.Helper()
+		resp, body, err := request(context.Background(), "GET", r.url+path, user, pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	if resp, body := get("/ping", "", ""); resp.StatusCode != 200 || !strings.Contains(string(body), "pong") {
+		t.Errorf("/ping without auth: %s %s", resp.Status, body)
+	}
+	for _, c := range []struct{ user, pw string }{{"", ""}, {"ops", "wrong"}, {"bob", "pw"}, {"eve", "pw"}} {
+		if resp, _ := get("/status", c.user, c.pw); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("/status as %q/%q: %s, want 401", c.user, c.pw, resp.Status)
+		}
+	}
+	if resp, body := get("/status", "bob", "hashed-pw"); resp.StatusCode != 200 || !strings.Contains(string(body), `"armed": true`) {
+		t.Errorf("/status with bcrypt user: %s %s", resp.Status, body)
+	}
+	if resp, body := get("/metrics", "ops", "pw"); resp.StatusCode != 200 || !strings.Contains(string(body), "fstaid_rounds_total") ||
+		!strings.Contains(string(body), `fstaid_state{state="armed"} 1`) {
+		t.Errorf("/metrics: %s", resp.Status)
+	}
+	if resp, body := get("/fail", "ops", "pw"); resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || !strings.Contains(string(body), "use POST /fail") {
+		t.Errorf("GET /fail: %s %s, want 405 with a hint", resp.Status, body)
+	}
+	if len(e.calls()) != 0 {
+		t.Fatal("a GET failed over")
+	}
+	resp, body, err := request(context.Background(), "POST", r.url+"/fail?exit=5", "ops", "pw")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /fail: %v %v %s", err, resp, body)
+	}
+	var fr failResponse
+	json.Unmarshal(body, &fr)
+	if !fr.Accepted || fr.Record == nil || fr.Record.Event.RequestedBy == "" || !strings.HasPrefix(fr.Record.Event.RequestedBy, "ops@") {
+		t.Errorf("response %s", body)
+	}
+	if got := e.calls(); len(got) != 1 || got[0] != "5 false 5 false" {
+		t.Errorf("handler calls %q, want [5 false 5 false]", got)
+	}
+	if code := r.wait(t); code != exitFailedOver {
+		t.Errorf("exit %d, want 10", code)
+	}
+}
+
+func TestConcurrentFailRunsHandlerOnce(t *testing.T) {
+	t.Setenv("FSTAID_TEST_HANDLER_SLEEP", "0.2")
+	e := newEnv(t, 0, "")
+	r := e.start()
+	r.waitState(t, fstaid.StateArmed)
+	var wg sync.WaitGroup
+	var ok, conflict, other atomic.Int32
+	start := make(chan struct{})
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, _, err := request(context.Background(), "POST", r.url+"/fail", "", "")
+			switch {
+			case err != nil:
+				other.Add(1)
+			case resp.StatusCode == 200:
+				ok.Add(1)
+			case resp.StatusCode == 409:
+				conflict.Add(1)
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	e.touch("dead") // the loop fails over too
+	close(start)
+	wg.Wait()
+	code := r.wait(t)
+	if got := len(e.calls()); got != 1 {
+		t.Fatalf("handler ran %d times, want exactly 1", got)
+	}
+	if code != exitFailedOver {
+		t.Errorf("exit %d", code)
+	}
+	// The loop may win the race; every request is answered either way.
+	if ok.Load() > 1 || ok.Load()+conflict.Load()+other.Load() != 100 || other.Load() > 0 && ok.Load()+conflict.Load() == 0 {
+		t.Errorf("%d ok, %d conflict, %d other", ok.Load(), conflict.Load(), other.Load())
+	}
+}
+
+// notifySocket binds a unixgram socket for NOTIFY_SOCKET and collects
+// what arrives.
+type notifySocket struct {
+	conn *net.UnixConn
+	mu   sync.Mutex
+	msgs []string
+	at   []time.Time
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	dir, err := os.MkdirTemp("", "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notifySocket{conn: conn}
+	t.Setenv("NOTIFY_SOCKET", path)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			for _, line := range strings.Split(string(buf[:k]), "\n") {
+				if line != "" {
+					n.msgs = append(n.msgs, line)
+					n.at = append(n.at, time.Now())
+				}
+			}
+			n.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return n
+}
+
+func (n *notifySocket) snapshot() ([]string, []time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.msgs...), append([]time.Time(nil), n.at...)
+}
+
+func (n *notifySocket) waitFor(t *testing.T, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		msgs, _ := n.snapshot()
+		for _, m := range msgs {
+			if strings.HasPrefix(m, prefix) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	msgs, _ := n.snapshot()
+	t.Fatalf("no %q among %q", prefix, msgs)
+}
+
+func (n *notifySocket) pingsSince(t0 time.Time) int {
+	msgs, at := n.snapshot()
+	c := 0
+	for i, m := range msgs {
+		if m == "WATCHDOG=1" && at[i].After(t0) {
+			c++
+		}
+	}
+	return c
+}
+
+func TestNotifyReadyStatusAndWatchdog(t *testing.T) {
+	n := listenNotify(t)
+	t.Setenv("WATCHDOG_USEC", "200000") // a ping every 100ms
+	t.Setenv("WATCHDOG_PID", "")
+	e := newEnv(t, 0, "")
+	e.touch("dead") // dead at start: unarmed
+	var mode atomic.Int32
+	hang := make(chan struct{})
+	primary := fstaid.CheckFunc(func(ctx context.Context) error {
+		switch mode.Load() {
+		case 0:
+			return fmt.Errorf("dead")
+		case 1:
+			return nil
+		case 2: // a slow but healthy round
+			time.Sleep(600 * time.Millisecond)
+			return nil
+		default: // a check that ignores its context: the loop hangs
+			<-hang
+			return nil
+		}
+	})
+	r := e.start(fstaid.WithPrimary(primary, time.Second), fstaid.WithMaxAttempts(1))
+	n.waitFor(t, "READY=1")
+	n.waitFor(t, "STATUS=unarmed: start-up check failed")
+	mode.Store(1)
+	n.waitFor(t, "STATUS=armed: watching db1")
+	msgs, _ := n.snapshot()
+	if msgs[0] != "READY=1" && !strings.HasPrefix(msgs[0], "STATUS=starting") {
+		t.Errorf("first message %q", msgs[0])
+	}
+	t0 := time.Now()
+	time.Sleep(500 * time.Millisecond)
+	if p := n.pingsSince(t0); p < 3 {
+		t.Errorf("%d pings in 500ms while healthy, want about 5", p)
+	}
+	mode.Store(2)
+	t0 = time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	if p := n.pingsSince(t0); p < 10 {
+		t.Errorf("%d pings in 1.5s of slow rounds, want about 15: a slow round is not a hung loop", p)
+	}
+	mode.Store(3)
+	// RoundBound: 1s timeout + (1+3) × 0.5s grace + 1s margin = 4s past
+	// the round's start, then the pings stop.
+	time.Sleep(5 * time.Second)
+	t0 = time.Now()
+	time.Sleep(500 * time.Millisecond)
+	if p := n.pingsSince(t0); p != 0 {
+		t.Errorf("%d pings while the loop hangs, want 0", p)
+	}
+	close(hang)
+	r.stop()
+	r.wait(t)
+	n.waitFor(t, "STOPPING=1")
+}
+
+// activated runs fstaidd as a child process with ln passed as the
+// socket-activated "fail" socket.
+func activated(t *testing.T, ln *net.TCPListener, config string) *exec.Cmd {
+	t.Helper()
+	f, err := ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// LISTEN_PID must name the child itself: set it in a shell that then
+	// execs the test binary, keeping its pid.
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" -test.run='^$'`, os.Args[0])
+	cmd.Env = append(os.Environ(), "FSTAIDD_TEST_MAIN=1", "FSTAIDD_TEST_ARGS=-config\n"+config,
+		"LISTEN_FDS=1", "LISTEN_FDNAMES=fail", "STATE_DIRECTORY=", "NOTIFY_SOCKET=")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func exitOf(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("fstaidd did not exit")
+		return -1
+	}
+}
+
+func loopbackListener(t *testing.T) *net.TCPListener {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func TestSocketActivatedFailBeforeArming(t *testing.T) {
+	e := newEnv(t, 0, "")
+	e.touch("dead") // the target is dead at start: fstaidd stays unarmed
+	ln := loopbackListener(t)
+	cmd := activated(t, ln, e.config)
+	// The request may arrive before the child even runs: it waits in the
+	// socket's queue, as with systemd.
+	resp, body, err := request(context.Background(), "POST", "http://"+ln.Addr().String()+"/fail", "", "")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /fail: %v %v %s", err, resp, body)
+	}
+	if code := exitOf(t, cmd); code != exitFailedOver {
+		t.Errorf("exit %d, want 10", code)
+	}
+	if got := e.calls(); len(got) != 1 || got[0] != "1 false 1 false" {
+		t.Errorf("handler calls %q", got)
+	}
+}
+
+// queueRequest connects to ln and sends a request before anyone accepts:
+// the connection waits in the listen queue.
+func queueRequest(t *testing.T, ln net.Listener) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /fail HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	return c
+}
+
+func readResponse(t *testing.T, c net.Conn) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	data, err := io.ReadAll(c)
+	if err != nil && len(data) == 0 {
+		t.Fatalf("no answer on the queued connection: %v", err)
+	}
+	return string(data)
+}
+
+func TestQueuedConnectionsAnsweredBeforeExit(t *testing.T) {
+	t.Run("locked", func(t *testing.T) {
+		e := newEnv(t, 0, "")
+		rec := &fstaid.Record{State: fstaid.RecordDone, Host: "old-monitor", Time: time.Now()}
+		if err := fstaid.NewFileLock(e.lockPath()).Acquire(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		ln := loopbackListener(t)
+		c1, c2 := queueRequest(t, ln), queueRequest(t, ln)
+		cmd := activated(t, ln, e.config)
+		if code := exitOf(t, cmd); code != exitLocked {
+			t.Errorf("exit %d, want 12", code)
+		}
+		for _, c := range []net.Conn{c1, c2} {
+			if resp := readResponse(t, c); !strings.HasPrefix(resp, "HTTP/1.1 409") || !strings.Contains(resp, "old-monitor") {
+				t.Errorf("queued request got %q, want 409 with the record", resp)
+			}
+		}
+		if len(e.calls()) != 0 {
+			t.Error("handler ran while locked")
+		}
+	})
+	t.Run("bad config", func(t *testing.T) {
+		e := newEnv(t, 0, "")
+		os.WriteFile(e.config, []byte("[global]\nport = 0\n"), 0o644)
+		ln := loopbackListener(t)
+		c := queueRequest(t, ln)
+		cmd := activated(t, ln, e.config)
+		if code := exitOf(t, cmd); code != exitConfig {
+			t.Errorf("exit %d, want 78", code)
+		}
+		if resp := readResponse(t, c); !strings.HasPrefix(resp, "HTTP/1.1 503") || !strings.Contains(resp, "journalctl -u fstaidd") ||
+			!strings.Contains(resp, "[global] port") {
+			t.Errorf("queued request got %q, want 503 naming the journal and the key", resp)
+		}
+	})
+}
+
+func TestActivatedNonLoopbackWithoutUsersRefused(t *testing.T) {
+	e := newEnv(t, 0, "")
+	// Bound to all interfaces; nothing is sent anywhere.
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4zero})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := activated(t, ln, e.config)
+	if code := exitOf(t, cmd); code != exitConfig {
+		t.Errorf("exit %d, want 78", code)
+	}
+}
+
+var _ = syscall.SIGTERM

@@ -1,0 +1,123 @@
+// Command fstaidd is the fstaid failover monitor as a systemd service:
+// it reads an fstaid.toml (the original's format, extended), serves
+// POST /fail, /status, /ping and /metrics, and exits with a status that
+// tells systemd whether to restart it (see the README's table).
+//
+//	fstaidd [-config /etc/fstaidd/fstaidd.toml]   run the monitor
+//	fstaidd check   [-config ...]                 validate config and environment
+//	fstaidd fail    [-config ...] [-exit N]       ask the running daemon to fail over
+//	fstaidd status  [-config ...]                 show the daemon's state and the lock
+//	fstaidd unlock  [-config ...] [-yes]          show the record; remove it with -yes
+//	fstaidd demo                                  watch a throwaway target die, on loopback
+//	fstaidd version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// Set by the build (-ldflags "-X main.buildVersion=... -X main.buildCommit=...").
+var (
+	buildVersion = "dev"
+	buildCommit  = ""
+)
+
+func version() string {
+	commit := buildCommit
+	if commit == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					commit = s.Value
+				}
+			}
+		}
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	return buildVersion + " (commit " + commit + ")"
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Run runs fstaidd with args and returns the exit status.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("fstaidd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", defaultConfig, "configuration file")
+	switch cmd {
+	case "run":
+		if fs.Parse(args) != nil {
+			return exitConfig
+		}
+		d := &daemon{configPath: *config, stderr: stderr}
+		return d.run(ctx)
+	case "check":
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		return cmdCheck(ctx, *config, stdout)
+	case "fail":
+		exit := fs.Int("exit", 1, "exit status the handler sees for both checks")
+		user := fs.String("user", "", "user for basic auth (default: the config's first [[user]])")
+		password := fs.String("password", "", "password (default: the config's, if plain)")
+		addr := fs.String("addr", "", "daemon address (default: from the config)")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		return cmdFail(ctx, *config, *addr, *user, *password, *exit, stdout, stderr)
+	case "status":
+		user := fs.String("user", "", "user for basic auth")
+		password := fs.String("password", "", "password")
+		addr := fs.String("addr", "", "daemon address (default: from the config)")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		return cmdStatus(ctx, *config, *addr, *user, *password, stdout, stderr)
+	case "unlock":
+		yes := fs.Bool("yes", false, "remove the record (without it, only show it)")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		return cmdUnlock(ctx, *config, *yes, stdin, stdout, stderr)
+	case "demo":
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		return cmdDemo(ctx, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "fstaidd", version())
+		return 0
+	case "help":
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "fstaidd: unknown command %q\n%s\n", cmd, usage)
+	return 2
+}
+
+const usage = `usage:
+  fstaidd [-config /etc/fstaidd/fstaidd.toml]   run the monitor
+  fstaidd check   [-config FILE]                validate the config and the environment
+  fstaidd fail    [-config FILE] [-exit N]      ask the running daemon to fail over
+  fstaidd status  [-config FILE]                the daemon's state and the lock
+  fstaidd unlock  [-config FILE] [-yes]         show the failover record; remove it with -yes
+  fstaidd demo                                  watch a throwaway target die (loopback only)
+  fstaidd version`

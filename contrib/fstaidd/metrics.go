@@ -1,0 +1,84 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fstaid/fstaid"
+)
+
+// metrics are fstaidd's Prometheus metrics, fed by Monitor notices.
+type metrics struct {
+	reg       *prometheus.Registry
+	rounds    *prometheus.CounterVec
+	checks    *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	state     *prometheus.GaugeVec
+	failovers *prometheus.CounterVec
+}
+
+var states = []fstaid.State{
+	fstaid.StateNew, fstaid.StateStarting, fstaid.StateUnarmed, fstaid.StateArmed,
+	fstaid.StateFailingOver, fstaid.StateFailedOver, fstaid.StateLocked, fstaid.StateStopped,
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fstaid_rounds_total", Help: "Monitoring rounds by verdict.",
+		}, []string{"verdict"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fstaid_check_results_total", Help: "Check runs by check and result (pass, fail, timeout).",
+		}, []string{"check", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fstaid_check_duration_seconds", Help: "Check durations.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"check"}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fstaid_state", Help: "1 for the monitor's current state.",
+		}, []string{"state"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fstaid_failovers_total", Help: "Failovers by reason and outcome (done, handler-failed).",
+		}, []string{"reason", "outcome"}),
+	}
+	m.reg.MustRegister(m.rounds, m.checks, m.latency, m.state, m.failovers,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.setState(fstaid.StateNew)
+	return m
+}
+
+func (m *metrics) setState(s fstaid.State) {
+	for _, st := range states {
+		v := 0.0
+		if st == s {
+			v = 1
+		}
+		m.state.WithLabelValues(string(st)).Set(v)
+	}
+}
+
+// observe is a fstaid.WithObserver function.
+func (m *metrics) observe(n fstaid.Notice) {
+	m.setState(n.State)
+	if n.Round != nil {
+		m.rounds.WithLabelValues(string(n.Round.Verdict)).Inc()
+		for _, r := range []*fstaid.Result{n.Round.Self, n.Round.Primary, n.Round.Secondary, n.Round.SelfAfter} {
+			if r == nil {
+				continue
+			}
+			result := "pass"
+			switch {
+			case r.TimedOut:
+				result = "timeout"
+			case !r.Passed:
+				result = "fail"
+			}
+			m.checks.WithLabelValues(r.Check, result).Inc()
+			m.latency.WithLabelValues(r.Check).Observe(r.Duration.Seconds())
+		}
+	}
+	if n.Kind == fstaid.NoticeFailoverFinished && n.Record != nil {
+		m.failovers.WithLabelValues(string(n.Record.Reason()), string(n.Record.State)).Inc()
+	}
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fstaid/fstaid"
+)
+
+// Server timeouts. A /fail request extends its own write deadline to the
+// failover's bound, since it answers only once the handlers returned.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+)
+
+// api serves fstaidd's HTTP endpoint.
+type api struct {
+	monitor *fstaid.Monitor
+	auth    *auth // nil: no users (loopback only)
+	lock    string
+	logger  *slog.Logger
+	gather  prometheus.Gatherer
+}
+
+func (a *api) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"message": "pong"})
+	})
+	mux.Handle("/fail", a.authed(http.HandlerFunc(a.fail)))
+	mux.Handle("GET /status", a.authed(http.HandlerFunc(a.status)))
+	mux.Handle("GET /metrics", a.authed(promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{})))
+	return mux
+}
+
+func (a *api) authed(next http.Handler) http.Handler {
+	if a.auth == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, ok := a.auth.check(r.Context(), r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="fstaidd"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "authentication required"})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+	})
+}
+
+type userKey struct{}
+
+// failResponse is the body of every /fail answer.
+type failResponse struct {
+	Accepted bool           `json:"accepted"`
+	Message  string         `json:"message"`
+	Record   *fstaid.Record `json:"record,omitempty"`
+}
+
+func (a *api) fail(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, failResponse{
+			Message: "use POST /fail (curl -X POST): a GET that fails over is unsafe, since crawlers and prefetchers send GETs",
+		})
+		return
+	}
+	code := 1
+	if s := r.URL.Query().Get("exit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, failResponse{Message: "exit must be an integer: " + err.Error()})
+			return
+		}
+		code = n
+	}
+	who := r.RemoteAddr
+	if u, ok := r.Context().Value(userKey{}).(string); ok {
+		who = u + "@" + who
+	}
+	// The answer comes once the handlers returned.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.monitor.FailoverBound() + writeTimeout))
+	a.logger.Warn("manual failover requested", "requested_by", who, "exit", code)
+	// A client that disconnects must not cut a failover in half.
+	rec, err := a.monitor.Fail(context.WithoutCancel(r.Context()), fstaid.ExitCode(code), fstaid.RequestedBy(who))
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, failResponse{Accepted: true, Message: "failed over; every handler succeeded", Record: rec})
+	case errors.Is(err, fstaid.ErrHandlerFailed):
+		writeJSON(w, http.StatusInternalServerError, failResponse{Accepted: true, Message: err.Error(), Record: rec})
+	case errors.Is(err, fstaid.ErrLocked):
+		writeJSON(w, http.StatusConflict, failResponse{Message: "a failover already happened; see the record", Record: rec})
+	default:
+		writeJSON(w, http.StatusServiceUnavailable, failResponse{Message: err.Error()})
+	}
+}
+
+// statusResponse is GET /status.
+type statusResponse struct {
+	fstaid.Status
+	Armed   bool   `json:"armed"`
+	Lock    string `json:"lock"`
+	PID     int    `json:"pid"`
+	Version string `json:"version"`
+}
+
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	st := a.monitor.Status()
+	writeJSON(w, http.StatusOK, statusResponse{
+		Status: st, Armed: st.State == fstaid.StateArmed, Lock: a.lock, PID: os.Getpid(), Version: version(),
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// drainingListener lets the daemon answer the connections already queued
+// on a socket before it exits: once drain is called, Accept returns what
+// is queued and then net.ErrClosed after a short quiet period, so that
+// http.Server.Serve returns. Without it, systemd would see the queued
+// connections after the exit and start the service again, in a loop.
+type drainingListener struct {
+	net.Listener
+	mu       sync.Mutex
+	draining bool
+}
+
+// drainQuiet is how long an empty queue must stay empty.
+const drainQuiet = 100 * time.Millisecond
+
+type deadliner interface{ SetDeadline(time.Time) error }
+
+func (l *drainingListener) drain() {
+	l.mu.Lock()
+	l.draining = true
+	l.mu.Unlock()
+	if d, ok := l.Listener.(deadliner); ok {
+		d.SetDeadline(time.Now()) // wake a blocked Accept
+	}
+}
+
+func (l *drainingListener) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		draining := l.draining
+		l.mu.Unlock()
+		d, canDeadline := l.Listener.(deadliner)
+		if draining && canDeadline {
+			d.SetDeadline(time.Now().Add(drainQuiet))
+		}
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return c, nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if draining {
+				return nil, net.ErrClosed
+			}
+			continue // woken by drain(); look again
+		}
+		return nil, err
+	}
+}
+
+// serveDrain answers every connection queued on ls with h, then returns.
+// For exits that must not re-trigger socket activation.
+func serveDrain(ls []net.Listener, h http.Handler, logger *slog.Logger) {
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		dl := &drainingListener{Listener: l}
+		dl.drain()
+		srv := newHTTPServer(h, logger)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.Serve(dl)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// configErrorHandler answers every request while fstaidd exits on a bad
+// configuration.
+func configErrorHandler(err error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+			"message": fmt.Sprintf("fstaidd is not running: configuration error (see journalctl -u fstaidd): %v", err),
+		})
+	})
+}
