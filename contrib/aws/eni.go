@@ -1,0 +1,274 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/fstaid/fstaid"
+)
+
+// Defaults of the ENI move's bounds.
+const (
+	DefaultDetachTimeout = time.Minute
+	DefaultAttachTimeout = time.Minute
+)
+
+// ENIConfig is one [[aws.eni]]: move a whole network interface from the
+// active instance to the standby.
+type ENIConfig struct {
+	// Name labels the handler; default the ENI's ID.
+	Name string `toml:"name"`
+	// NetworkInterfaceID is the ENI to move (eni-...). Required.
+	NetworkInterfaceID string `toml:"network_interface_id"`
+	// InstanceID is the standby instance (i-...). Required.
+	InstanceID string `toml:"instance_id"`
+	// DeviceIndex is where it is attached on the standby; default 1 (0 is
+	// the primary interface, which cannot be moved).
+	DeviceIndex int32 `toml:"device_index"`
+	// ForceDetach forces the detach on a manual failover too; an
+	// automatic failover always forces it, as the active is unreachable.
+	ForceDetach bool `toml:"force_detach"`
+	// DetachTimeout bounds the wait for the ENI to become available
+	// after the detach (default 1 minute); AttachTimeout the wait for
+	// "attached" after the attach (default 1 minute).
+	DetachTimeout Duration `toml:"detach_timeout"`
+	AttachTimeout Duration `toml:"attach_timeout"`
+	FenceConfig
+	// PollInterval is the pause between two Describe calls while waiting
+	// (default 1s).
+	PollInterval Duration `toml:"poll_interval"`
+}
+
+// Validate returns every problem of the configuration, each naming its
+// key.
+func (c *ENIConfig) Validate() error {
+	var p problems
+	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
+	p.resourceID("instance_id", c.InstanceID, "i-")
+	if c.DeviceIndex < 0 {
+		p.add("device_index", "must not be negative")
+	}
+	p.nonNegative("detach_timeout", c.DetachTimeout)
+	p.nonNegative("attach_timeout", c.AttachTimeout)
+	p.nonNegative("poll_interval", c.PollInterval)
+	if c.FenceInstanceID != "" && c.FenceInstanceID == c.InstanceID {
+		p.add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
+	}
+	c.FenceConfig.validate(&p)
+	return p.err()
+}
+
+func (c *ENIConfig) deviceIndex() int32 {
+	if c.DeviceIndex == 0 {
+		return 1
+	}
+	return c.DeviceIndex
+}
+
+// ENI moves a network interface: DescribeNetworkInterfaces (its
+// attachment), DetachNetworkInterface from the old active (forced on an
+// automatic failover or with force_detach), DescribeNetworkInterfaces
+// until it is available (within detach_timeout), AttachNetworkInterface
+// to the standby at device_index, DescribeNetworkInterfaces until
+// attached (within attach_timeout). Attached to the standby already is
+// success; an ENI left available by an earlier, half-done run is simply
+// attached. A run that stops between detach and attach returns an error
+// matching ErrHalfDone that says so, and the Report's move is "detached".
+type ENI struct {
+	base
+	cfg ENIConfig
+}
+
+var _ Handler = (*ENI)(nil)
+
+// NewENI returns the handler for cfg, or cfg's problems.
+func NewENI(cfg ENIConfig, client *ec2.Client, opts ...Option) (*ENI, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if client == nil {
+		return nil, errors.New("aws: nil EC2 client")
+	}
+	name := cfg.Name
+	if name == "" {
+		name = cfg.NetworkInterfaceID
+	}
+	h := &ENI{cfg: cfg}
+	h.init("eni", name, client, cfg.FenceConfig, cfg.PollInterval, opts)
+	return h, nil
+}
+
+func attachmentOf(eni *types.NetworkInterface) (instance, status, id string) {
+	if a := eni.Attachment; a != nil {
+		return str(a.InstanceId), string(a.Status), str(a.AttachmentId)
+	}
+	return "", "", ""
+}
+
+// Handle moves the ENI. ev decides whether the detach is forced: an
+// automatic failover (the active is unreachable) always forces it.
+func (h *ENI) Handle(ctx context.Context, ev *fstaid.Event) error {
+	r := h.newRun()
+	force := h.cfg.ForceDetach || ev == nil || ev.Reason != fstaid.ReasonManual
+	return r.finish(ctx, h.handle(ctx, r, force))
+}
+
+func (h *ENI) handle(ctx context.Context, r *run, force bool) error {
+	id, standby := h.cfg.NetworkInterfaceID, h.cfg.InstanceID
+	mv := &Move{Resource: id, To: standby, State: MoveNotTried}
+	r.report.Moves = append(r.report.Moves, *mv)
+	defer func() { r.report.Moves[0] = *mv }()
+
+	eni, err := describeENI(ctx, r, id)
+	if err != nil {
+		return err
+	}
+	inst, status, attID := attachmentOf(eni)
+	mv.From = inst
+	if inst == standby && status == string(types.AttachmentStatusAttached) {
+		mv.State = MoveInPlace
+		return nil
+	}
+	if inst != standby {
+		if err := h.doFence(ctx, r); err != nil {
+			return err
+		}
+	}
+	mv.State = MoveFailed
+	if inst != "" && inst != standby {
+		// Attached (or attaching, or detaching) on the old active.
+		if status != string(types.AttachmentStatusDetaching) {
+			_, err := call(ctx, r, "DetachNetworkInterface", id+" ("+attID+" on "+inst+")", h.client.DetachNetworkInterface, &ec2.DetachNetworkInterfaceInput{
+				AttachmentId: aws.String(attID), Force: aws.Bool(force),
+			})
+			if err != nil {
+				return err
+			}
+		}
+		bound := h.cfg.DetachTimeout.or(DefaultDetachTimeout)
+		var last string
+		ok, err := h.waitFor(ctx, bound, func(ctx context.Context) (bool, error) {
+			eni, err := describeENI(ctx, r, id)
+			if err != nil {
+				return false, err
+			}
+			last = string(eni.Status)
+			if i, st, _ := attachmentOf(eni); i != "" {
+				last += " (" + st + " on " + i + ")"
+			}
+			return eni.Status == types.NetworkInterfaceStatusAvailable, nil
+		})
+		if err != nil {
+			return fmt.Errorf("detach of %s from %s requested, but waiting for it to become available failed: %w", id, inst, err)
+		}
+		if !ok {
+			return fmt.Errorf("%s still %s %v after the detach from %s (detach_timeout); not attached to %s", id, last, bound, inst, standby)
+		}
+	}
+	if inst != standby {
+		mv.State = MoveDetached
+		_, err := call(ctx, r, "AttachNetworkInterface", id+" -> "+standby, h.client.AttachNetworkInterface, &ec2.AttachNetworkInterfaceInput{
+			NetworkInterfaceId: aws.String(id), InstanceId: aws.String(standby), DeviceIndex: aws.Int32(h.cfg.deviceIndex()),
+		})
+		if err != nil {
+			from := "available"
+			if inst != "" {
+				from = "detached from " + inst
+			}
+			return fmt.Errorf("%w: %s is %s but attaching it to %s at device index %d failed; run the handler again to complete the move: %w",
+				ErrHalfDone, id, from, standby, h.cfg.deviceIndex(), err)
+		}
+	}
+	mv.State = MoveUnconfirm
+	bound := h.cfg.AttachTimeout.or(DefaultAttachTimeout)
+	var last string
+	ok, err := h.waitFor(ctx, bound, func(ctx context.Context) (bool, error) {
+		eni, err := describeENI(ctx, r, id)
+		if err != nil {
+			return false, err
+		}
+		i, st, _ := attachmentOf(eni)
+		last = st + " on " + i
+		return i == standby && st == string(types.AttachmentStatusAttached), nil
+	})
+	if err != nil {
+		return fmt.Errorf("AttachNetworkInterface succeeded, but confirming failed: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s is %s, not attached to %s, %v after AttachNetworkInterface (attach_timeout)", ErrNotInPlace, id, last, standby, bound)
+	}
+	mv.State = MoveMoved
+	return nil
+}
+
+// DryRun checks DescribeNetworkInterfaces, DetachNetworkInterface (on
+// the ENI's current attachment; skipped when it has none),
+// AttachNetworkInterface and the fencing calls.
+func (h *ENI) DryRun(ctx context.Context) error {
+	r := h.newRun()
+	id := h.cfg.NetworkInterfaceID
+	var errs []error
+	_, err := call(ctx, r, "DescribeNetworkInterfaces", id, h.client.DescribeNetworkInterfaces, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{id}, DryRun: aws.Bool(true)})
+	if err := dryRunResult(err); err != nil {
+		errs = append(errs, err)
+	}
+	if eni, err := describeENI(ctx, r, id); err != nil {
+		errs = append(errs, err)
+	} else if inst, _, attID := attachmentOf(eni); inst != "" && inst != h.cfg.InstanceID {
+		_, err := call(ctx, r, "DetachNetworkInterface", id+" ("+attID+" on "+inst+")", h.client.DetachNetworkInterface, &ec2.DetachNetworkInterfaceInput{
+			AttachmentId: aws.String(attID), Force: aws.Bool(true), DryRun: aws.Bool(true),
+		})
+		if err := dryRunResult(err); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	_, err = call(ctx, r, "AttachNetworkInterface", id+" -> "+h.cfg.InstanceID, h.client.AttachNetworkInterface, &ec2.AttachNetworkInterfaceInput{
+		NetworkInterfaceId: aws.String(id), InstanceId: aws.String(h.cfg.InstanceID), DeviceIndex: aws.Int32(h.cfg.deviceIndex()), DryRun: aws.Bool(true),
+	})
+	if err := dryRunResult(err); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, h.dryRunFence(ctx, r)...)
+	return errors.Join(errs...)
+}
+
+// Validate checks that the ENI and the standby exist, are in the same
+// availability zone, and that the standby's device_index is free (or
+// holds this ENI).
+func (h *ENI) Validate(ctx context.Context) error {
+	r := h.newRun()
+	var errs []error
+	eni, err := describeENI(ctx, r, h.cfg.NetworkInterfaceID)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	in, err := h.describeInstance(ctx, r, h.cfg.InstanceID)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if eni != nil && in != nil {
+		eniAZ := str(eni.AvailabilityZone)
+		var inAZ string
+		if in.Placement != nil {
+			inAZ = str(in.Placement.AvailabilityZone)
+		}
+		if eniAZ != inAZ {
+			errs = append(errs, fmt.Errorf("network interface %s is in availability zone %s but standby instance %s is in %s: an ENI cannot move across zones", h.cfg.NetworkInterfaceID, eniAZ, h.cfg.InstanceID, inAZ))
+		}
+		for _, ni := range in.NetworkInterfaces {
+			if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == h.cfg.deviceIndex() && str(ni.NetworkInterfaceId) != h.cfg.NetworkInterfaceID {
+				errs = append(errs, fmt.Errorf("standby instance %s already has %s at device_index %d", h.cfg.InstanceID, str(ni.NetworkInterfaceId), h.cfg.deviceIndex()))
+			}
+		}
+	}
+	if err := h.validateFence(ctx, r); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,106 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/fstaid/fstaid"
+)
+
+// IMDSConfig configures the IMDSv2 self check.
+type IMDSConfig struct {
+	// Endpoint is the metadata service; default http://169.254.169.254
+	// (or AWS_EC2_METADATA_SERVICE_ENDPOINT).
+	Endpoint string `toml:"endpoint"`
+	// InstanceID, when set, must be the answer: the check then also
+	// proves it runs on the expected host.
+	InstanceID string `toml:"instance_id"`
+}
+
+// Validate returns every problem of the configuration.
+func (c *IMDSConfig) Validate() error {
+	var p problems
+	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
+		p.add("endpoint", "want an http:// URL, not %q", c.Endpoint)
+	}
+	if c.InstanceID != "" {
+		p.resourceID("instance_id", c.InstanceID, "i-")
+	}
+	return p.err()
+}
+
+// IMDSCheck is a native IMDSv2 check, what the original's example does
+// with curl to 169.254.169.254: PUT /latest/api/token for a session
+// token, then GET /latest/meta-data/instance-id with it (no IMDSv1
+// fallback). The token is kept and reused until it expires or is refused
+// (401), when the client fetches a new one.
+//
+// Beware what it proves: IMDS is served by the instance's own hypervisor
+// (the Nitro card) at a link-local address, so it answers even when the
+// VPC path is cut — a broken route table, security group or NACL, or a
+// failed ENI, leave it green. It shows the instance is up and the
+// monitor's own host is alive, not that the monitor can reach the target
+// or the EC2 API; a self check through the bastion, or a TCP/HTTP check
+// of a VPC address, proves more.
+//
+// A failure is a *fstaid.CheckError with exit status 1. The check
+// honours its context; it is safe for concurrent use.
+type IMDSCheck struct {
+	cfg    IMDSConfig
+	client *imds.Client
+}
+
+var _ fstaid.Check = (*IMDSCheck)(nil)
+
+// NewIMDSCheck returns the check for cfg. optFns adjust the IMDS client.
+func NewIMDSCheck(cfg IMDSConfig, optFns ...func(*imds.Options)) (*IMDSCheck, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := imds.Options{
+		Endpoint:          cfg.Endpoint,
+		ClientEnableState: imds.ClientEnabled, // AWS_EC2_METADATA_DISABLED must not silence a configured check
+		EnableFallback:    aws.FalseTernary,   // IMDSv2 only: no token, no pass
+		// The check's timeout bounds it; the monitor's next round is the
+		// retry.
+		Retryer: aws.NopRetryer{},
+	}
+	for _, f := range optFns {
+		f(&opts)
+	}
+	return &IMDSCheck{cfg: cfg, client: imds.New(opts)}, nil
+}
+
+// Check fetches the instance ID with a session token.
+func (c *IMDSCheck) Check(ctx context.Context) error {
+	out, err := c.client.GetMetadata(ctx, &imds.GetMetadataInput{Path: "instance-id"})
+	if err != nil {
+		return &fstaid.CheckError{ExitStatus: 1, Err: fmt.Errorf("IMDSv2 instance-id: %w", err)}
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 256))
+	if err != nil {
+		return &fstaid.CheckError{ExitStatus: 1, Err: fmt.Errorf("IMDSv2 instance-id: %w", err)}
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" {
+		return &fstaid.CheckError{ExitStatus: 1, Err: fmt.Errorf("IMDSv2 instance-id: empty answer")}
+	}
+	if c.cfg.InstanceID != "" && id != c.cfg.InstanceID {
+		return &fstaid.CheckError{ExitStatus: 1, Err: fmt.Errorf("IMDSv2 instance-id is %s, want %s", id, c.cfg.InstanceID)}
+	}
+	return nil
+}
+
+// String names the check.
+func (c *IMDSCheck) String() string {
+	if c.cfg.Endpoint != "" {
+		return "imds " + c.cfg.Endpoint
+	}
+	return "imds"
+}
