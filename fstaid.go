@@ -506,12 +506,12 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 				break
 			}
 			if m.startup == StartupCheckFail {
-				m.logger.Error("start-up check failed; not arming", "reason", r.failures())
+				m.logger.Error("start-up check failed; not arming", "event", "startup-check-failed", "reason", r.failures())
 				m.setState(Notice{Kind: NoticeRound, State: StateStopped, Round: r})
 				return &RoundError{Err: ErrStartupCheck, Round: r}
 			}
 			reason := "start-up check failed: " + r.failures()
-			m.logger.Warn("unarmed: start-up check failed; retrying every interval", "reason", r.failures(), "interval", m.interval)
+			m.logger.Warn("unarmed: start-up check failed; retrying every interval", "event", "unarmed", "reason", r.failures(), "interval", m.interval)
 			m.setState(Notice{Kind: NoticeUnarmed, State: StateUnarmed, Reason: reason, Round: r})
 			next = m.nextStart(next)
 			m.setDeadline(next.Add(m.RoundBound()))
@@ -521,7 +521,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		}
 		next = m.nextStart(next)
 	}
-	m.logger.Info("armed", "target", m.target, "interval", m.interval, "max_attempts", m.maxAttempts)
+	m.logger.Info("armed", "event", "armed", "target", m.target, "interval", m.interval, "max_attempts", m.maxAttempts)
 	m.setState(Notice{Kind: NoticeArmed, State: StateArmed})
 
 	for {
@@ -538,19 +538,19 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			m.logger.Debug("round healthy", "round", r.Number, "attempts", r.Primary.Attempts, "duration", r.Duration)
 		case VerdictSelfCheckFailed:
 			if !m.continueIfSelfFailed {
-				m.logger.Error("self check failed: this monitor is cut off; stopping without failover", "round", r.Number, "reason", r.failures())
+				m.logger.Error("self check failed: this monitor is cut off; stopping without failover", "event", "self-check-failed", "round", r.Number, "reason", r.failures())
 				m.setState(Notice{Kind: NoticeRound, State: StateStopped, Round: r})
 				return &RoundError{Err: ErrSelfCheck, Round: r}
 			}
-			m.logger.Warn("self check failed: skipping the round (continue_if_self_check_failed)", "round", r.Number, "reason", r.failures())
+			m.logger.Warn("self check failed: skipping the round (continue_if_self_check_failed)", "event", "self-check-failed", "round", r.Number, "reason", r.failures())
 		case VerdictSecondaryAlive:
 			m.logger.Warn("TARGET LOOKS DEAD FROM HERE BUT ALIVE FROM THE SECONDARY VANTAGE POINT: no failover; check this monitor's path to the target",
-				"round", r.Number, "reason", r.failures())
+				"event", "secondary-alive", "round", r.Number, "reason", r.failures())
 		case VerdictSelfFailedAfter:
-			m.logger.Warn("target failed, but the self check failed after it: no failover; monitoring goes on", "round", r.Number, "reason", r.failures())
+			m.logger.Warn("target failed, but the self check failed after it: no failover; monitoring goes on", "event", "self-check-failed-after", "round", r.Number, "reason", r.failures())
 		case VerdictFailover:
 			m.setState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
-			m.logger.Error("target is dead: failing over", "round", r.Number, "reason", r.failures())
+			m.logger.Error("target is dead: failing over", "event", "target-dead", "round", r.Number, "reason", r.failures())
 			_, ferr, _ := m.failover(loopCtx, m.autoEvent(r))
 			if done := m.failResult(); done != nil {
 				// This failover, or a manual one that won the race.
@@ -561,7 +561,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			}
 			// The lock could not be taken: no handler ran. Fail closed
 			// and keep monitoring.
-			m.logger.Error("no failover: the lock could not be taken", "error", ferr)
+			m.logger.Error("no failover: the lock could not be taken", "event", "lock-unavailable", "error", ferr)
 			m.setState(Notice{Kind: NoticeArmed, State: StateArmed, Reason: ferr.Error()})
 			next = m.nextStart(next)
 			continue
@@ -582,7 +582,7 @@ func (m *Monitor) checkLock(ctx context.Context) error {
 	}
 	if rec != nil {
 		lerr := &LockedError{Lock: m.lockName(), Record: rec}
-		m.logger.Error("refusing to start", "error", lerr)
+		m.logger.Error("refusing to start", "event", "locked", "error", lerr)
 		m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: rec, Reason: lerr.Error()})
 		return lerr
 	}
@@ -677,7 +677,7 @@ func (m *Monitor) runCheck(ctx context.Context, c *checkSpec) Result {
 		res.Error = err.Error()
 	}
 	if ctx.Err() == nil {
-		c.logger.Warn("check failed", "exit_status", res.ExitStatus, "timed_out", res.TimedOut, "error", res.Error, "duration", res.Duration)
+		c.logger.Warn("check failed", "event", "check-failed", "exit_status", res.ExitStatus, "timed_out", res.TimedOut, "error", res.Error, "duration", res.Duration)
 	}
 	return res
 }
@@ -878,7 +878,7 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 	if err != nil {
 		var le *LockedError
 		if errors.As(err, &le) {
-			m.logger.Error("another writer holds the failover lock: not running the handlers", "error", le)
+			m.logger.Error("another writer holds the failover lock: not running the handlers", "event", "locked", "error", le)
 			m.finish(le.Record, le)
 			m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: le.Record, Reason: le.Error()})
 			return le.Record, le, false
@@ -886,7 +886,7 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 		m.setState(Notice{Kind: prevNotice(prev.State), State: prev.State, Reason: prev.Reason})
 		return nil, fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err), false
 	}
-	m.logger.Warn("failover lock taken; running handlers", "lock", m.lockName(), "reason", ev.Reason)
+	m.logger.Warn("failover lock taken; running handlers", "event", "failover-started", "lock", m.lockName(), "reason", ev.Reason)
 	m.publishRecord(rec)
 
 	var errs *multierror.Error
@@ -920,9 +920,9 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 	}
 	ferr := &FailoverError{Record: rec, Err: errs.ErrorOrNil()}
 	if ferr.Err != nil {
-		m.logger.Error("failover done, but a handler failed", "error", ferr.Err)
+		m.logger.Error("failover done, but a handler failed", "event", "failover-finished", "error", ferr.Err)
 	} else {
-		m.logger.Warn("failover done; every handler succeeded", "lock", m.lockName())
+		m.logger.Warn("failover done; every handler succeeded", "event", "failover-finished", "lock", m.lockName())
 	}
 	snap := m.publishRecord(rec)
 	m.finish(snap, ferr)
@@ -960,7 +960,7 @@ func (m *Monitor) runHandler(ctx context.Context, h *handlerSpec, ev *Event) (Ha
 	out := HandlerOutcome{Name: h.name, Start: time.Now()}
 	hctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	h.logger.Info("handler started", "timeout", h.timeout)
+	h.logger.Info("handler started", "event", "handler-started", "timeout", h.timeout)
 	err := callHandler(withLogger(hctx, h.logger), h.handler, ev)
 	out.Duration = time.Since(out.Start)
 	if hctx.Err() == context.DeadlineExceeded {
@@ -969,9 +969,9 @@ func (m *Monitor) runHandler(ctx context.Context, h *handlerSpec, ev *Event) (Ha
 	}
 	if err != nil {
 		out.Error = err.Error()
-		h.logger.Error("handler failed", "error", err, "duration", out.Duration, "timed_out", out.TimedOut)
+		h.logger.Error("handler failed", "event", "handler-finished", "error", err, "duration", out.Duration, "timed_out", out.TimedOut)
 	} else {
-		h.logger.Info("handler succeeded", "duration", out.Duration)
+		h.logger.Info("handler succeeded", "event", "handler-finished", "duration", out.Duration)
 	}
 	return out, err
 }
