@@ -963,6 +963,9 @@ func (m *Monitor) runHandler(ctx context.Context, h *handlerSpec, ev *Event) (Ha
 	h.logger.Info("handler started", "event", "handler-started", "timeout", h.timeout)
 	err := callHandler(withLogger(hctx, h.logger), h.handler, ev)
 	out.Duration = time.Since(out.Start)
+	if r, ok := h.handler.(Reporter); ok {
+		out.Detail = r.Report()
+	}
 	if hctx.Err() == context.DeadlineExceeded {
 		out.TimedOut = true
 		err = fmt.Errorf("timed out after %v: %w", h.timeout, errOrDeadline(err))

@@ -552,3 +552,28 @@ func TestDeadlineTracksProgress(t *testing.T) {
 		}
 	})
 }
+
+type reportingHandler struct{ moved string }
+
+func (h *reportingHandler) Handle(context.Context, *fstaid.Event) error {
+	h.moved = "eipalloc-1: i-active -> i-standby"
+	return nil
+}
+
+func (h *reportingHandler) Report() any { return map[string]string{"moved": h.moved} }
+
+func TestHandlerReportInRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lock := &memLock{}
+		m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second),
+			fstaid.WithHandler("eip", &reportingHandler{}, time.Second), fstaid.WithLock(lock))
+		rec, err := m.Fail(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := rec.Handlers[0].Detail.(map[string]string)
+		if d["moved"] != "eipalloc-1: i-active -> i-standby" || lock.record().Handlers[0].Detail == nil {
+			t.Errorf("detail %#v", rec.Handlers[0].Detail)
+		}
+	})
+}

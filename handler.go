@@ -25,6 +25,14 @@ type HandlerFunc func(ctx context.Context, ev *Event) error
 // Handle calls f(ctx, ev).
 func (f HandlerFunc) Handle(ctx context.Context, ev *Event) error { return f(ctx, ev) }
 
+// Reporter is implemented by handlers that can say what they did in
+// their last Handle call. The Monitor calls Report after Handle returns
+// and puts the value (which must encode as JSON) in the record's
+// HandlerOutcome.Detail.
+type Reporter interface {
+	Report() any
+}
+
 // Reason says why a failover happened.
 type Reason string
 

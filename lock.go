@@ -68,6 +68,9 @@ type HandlerOutcome struct {
 	// Error is empty when the handler succeeded.
 	Error    string `json:"error,omitempty"`
 	TimedOut bool   `json:"timed_out,omitempty"`
+	// Detail is what a handler implementing Reporter said it did (what
+	// moved from where to where, each API call's duration).
+	Detail any `json:"detail,omitempty"`
 }
 
 // Record is the failover record: written when the lock is taken, before
