@@ -104,7 +104,10 @@ func (d *daemon) run(ctx context.Context) int {
 	// SIGHUP reopens the log file; without a handler it would kill us.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	defer func() {
+		signal.Stop(hup) // before close: the signal package must not send to a closed channel
+		close(hup)
+	}()
 	go func() {
 		for range hup {
 			if logFile != nil {
@@ -114,7 +117,6 @@ func (d *daemon) run(ctx context.Context) int {
 			}
 		}
 	}()
-	defer close(hup)
 	if actErr != nil {
 		logger.Warn("socket activation: ignoring the passed sockets", "error", actErr)
 	}
