@@ -1,0 +1,256 @@
+package etcd
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/hashicorp/go-multierror"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Config is the daemon's [etcd] section. Durations are in seconds,
+// fractions allowed. Without endpoints the section is absent and the file
+// lock stays in use.
+//
+//	[etcd]
+//	endpoints = ["https://etcd1:2379", "https://etcd2:2379", "https://etcd3:2379"]
+//	prefix = "/fstaid/db1"     # one prefix per target, shared by its monitors
+//	dial_timeout = 5           # also bounds each etcd call (default 5)
+//	username = "fstaid"        # etcd auth (optional)
+//	password = "..."
+//	cert_file = "/etc/fstaidd/etcd.crt"   # TLS client certificate (optional)
+//	key_file = "/etc/fstaidd/etcd.key"
+//	ca_file = "/etc/fstaidd/etcd-ca.crt"  # CA for the servers (optional)
+//	monitor_id = "mon-a"       # default: the host name
+//	holder_ttl = 10            # liveness lease of the lock holder (default 10)
+//	verdict_ttl = 10           # how long a verdict counts (default 10)
+//	quorum = 2                 # k: dead verdicts needed; 0 (default) = verdicts off
+//
+// There is no key to fail open: when etcd cannot be reached, no failover
+// happens (see Lock).
+type Config struct {
+	Endpoints   []string `toml:"endpoints"`
+	Prefix      string   `toml:"prefix"`
+	DialTimeout float64  `toml:"dial_timeout"`
+	Username    string   `toml:"username"`
+	Password    string   `toml:"password"`
+	CertFile    string   `toml:"cert_file"`
+	KeyFile     string   `toml:"key_file"`
+	CAFile      string   `toml:"ca_file"`
+	MonitorID   string   `toml:"monitor_id"`
+	HolderTTL   float64  `toml:"holder_ttl"`
+	VerdictTTL  float64  `toml:"verdict_ttl"`
+	// Quorum is k of k-of-n verdicts: 0 disables them; k >= 1 makes the
+	// daemon use Verdicts.Quorum(k) as the secondary check.
+	Quorum int `toml:"quorum"`
+}
+
+const maxSeconds = 24 * 3600 // anything longer is a typo
+
+// ParseConfig decodes an [etcd] table as the daemon's TOML decoder hands
+// it over (map[string]any), rejects unknown keys and validates. Every
+// problem is reported at once, each naming its key.
+func ParseConfig(table map[string]any) (*Config, error) {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(table); err != nil {
+		return nil, fmt.Errorf("[etcd]: %w", err)
+	}
+	var cfg Config
+	md, err := toml.Decode(buf.String(), &cfg)
+	if err != nil {
+		return nil, fmt.Errorf("[etcd]: %w", err)
+	}
+	var errs *multierror.Error
+	var unknown []string
+	for _, k := range md.Undecoded() {
+		unknown = append(unknown, k.String())
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		errs = multierror.Append(errs, fmt.Errorf("[etcd] %s: unknown key", k))
+	}
+	if err := cfg.Validate(); err != nil {
+		if me, ok := err.(*multierror.Error); ok {
+			errs = multierror.Append(errs, me.Errors...)
+		} else {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Validate returns every problem at once (a *multierror.Error), each
+// naming its key as "[etcd] key: reason", or nil.
+func (c *Config) Validate() error {
+	var errs *multierror.Error
+	bad := func(key, format string, args ...any) {
+		errs = multierror.Append(errs, fmt.Errorf("[etcd] %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Endpoints) == 0 {
+		bad("endpoints", "at least one endpoint is required")
+	}
+	tlsWanted := c.CertFile != "" || c.KeyFile != "" || c.CAFile != ""
+	for i, ep := range c.Endpoints {
+		u, err := url.Parse(ep)
+		switch {
+		case ep == "":
+			bad("endpoints", "endpoint %d is empty", i+1)
+		case err != nil || !strings.Contains(ep, "://"):
+			// clientv3 accepts host:port too, but a scheme says whether
+			// TLS is meant; require it.
+			bad("endpoints", "endpoint %q must be a URL like https://host:2379", ep)
+		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs":
+			bad("endpoints", "endpoint %q: scheme must be http or https", ep)
+		case u.Scheme == "http" && tlsWanted:
+			bad("endpoints", "endpoint %q is plain http, but TLS files are set", ep)
+		}
+	}
+	if c.Prefix == "" || strings.Trim(c.Prefix, "/") == "" {
+		bad("prefix", "required, and not the root: give each target its own prefix, e.g. \"/fstaid/db1\"")
+	}
+	checkSeconds := func(key string, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > maxSeconds {
+			bad(key, "must be between 0 (default) and %d seconds, got %v", maxSeconds, v)
+		}
+	}
+	checkSeconds("dial_timeout", c.DialTimeout)
+	checkSeconds("holder_ttl", c.HolderTTL)
+	checkSeconds("verdict_ttl", c.VerdictTTL)
+	if c.Password != "" && c.Username == "" {
+		bad("password", "set without username")
+	}
+	if c.Username != "" && c.Password == "" {
+		bad("username", "set without password")
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		if c.CertFile == "" {
+			bad("cert_file", "required with key_file")
+		} else {
+			bad("key_file", "required with cert_file")
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"cert_file", c.CertFile}, {"key_file", c.KeyFile}, {"ca_file", c.CAFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			bad(f.key, "%v", err)
+		}
+	}
+	if strings.Contains(c.MonitorID, "/") {
+		bad("monitor_id", "must not contain \"/\", got %q", c.MonitorID)
+	}
+	if c.Quorum < 0 {
+		bad("quorum", "must be 0 (verdicts off) or at least 1, got %d", c.Quorum)
+	}
+	return errs.ErrorOrNil()
+}
+
+func seconds(v float64, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return time.Duration(v * float64(time.Second))
+}
+
+// ClientConfig returns the clientv3 configuration: endpoints, dial
+// timeout, credentials and TLS. It reads the TLS files.
+func (c *Config) ClientConfig() (clientv3.Config, error) {
+	cc := clientv3.Config{
+		Endpoints:   c.Endpoints,
+		DialTimeout: seconds(c.DialTimeout, DefaultDialTimeout),
+		Username:    c.Username,
+		Password:    c.Password,
+		Logger:      zap.NewNop(),
+		// Detect a dead connection within seconds, even while idle.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		PermitWithoutStream:  true,
+	}
+	tlsWanted := c.CertFile != "" || c.KeyFile != "" || c.CAFile != ""
+	for _, ep := range c.Endpoints {
+		if strings.HasPrefix(ep, "https://") || strings.HasPrefix(ep, "unixs://") {
+			tlsWanted = true
+		}
+	}
+	if !tlsWanted {
+		return cc, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return cc, fmt.Errorf("[etcd] cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return cc, fmt.Errorf("[etcd] ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cc, fmt.Errorf("[etcd] ca_file: %s holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	cc.TLS = tc
+	return cc, nil
+}
+
+// Options returns the Store options the configuration sets: monitor ID,
+// TTLs, the per-call timeout (dial_timeout), and logger.
+func (c *Config) Options(logger *slog.Logger) []Option {
+	opts := []Option{
+		WithTimeout(seconds(c.DialTimeout, DefaultDialTimeout)),
+		WithHolderTTL(seconds(c.HolderTTL, DefaultHolderTTL)),
+		WithVerdictTTL(seconds(c.VerdictTTL, DefaultVerdictTTL)),
+	}
+	if c.MonitorID != "" {
+		opts = append(opts, WithMonitorID(c.MonitorID))
+	}
+	if logger != nil {
+		opts = append(opts, WithLogger(logger))
+	}
+	return opts
+}
+
+// Open validates cfg, creates an etcd client and returns the Store for
+// cfg.Prefix; opts are applied after the configuration's own. The client
+// does not wait for etcd: an unreachable cluster shows as errors from the
+// Store's methods (Lock.Probe first). Store.Close closes the client.
+func Open(cfg *Config, logger *slog.Logger, opts ...Option) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cc, err := cfg.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := clientv3.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: connecting to %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	s, err := NewStore(client, cfg.Prefix, append(cfg.Options(logger), opts...)...)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	s.ownsClient = true
+	return s, nil
+}

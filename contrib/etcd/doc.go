@@ -1,0 +1,46 @@
+// Package etcd coordinates several fstaid monitors of one target through
+// etcd, so that the monitor is no single point of failure and the target
+// is still failed over at most once.
+//
+// # Keys
+//
+// Everything lives under one prefix per target, shared by its monitors:
+//
+//	<prefix>/record              the failover record: JSON fstaid.Record, no lease
+//	<prefix>/holder              the record's holder (Holder), bound to the holder lease
+//	<prefix>/verdicts/<monitor>  each monitor's Verdict, bound to its verdict lease
+//
+// # The lock
+//
+// Store.Lock is a fstaid.Lock: the first monitor to decide creates the
+// record in a transaction that succeeds only if the key does not exist;
+// every other monitor gets a *fstaid.LockedError with that record and runs
+// no handler. The record never expires: a holder SIGKILLed mid-handler
+// leaves it in state failing-over, Status reports it Interrupted once the
+// holder lease is gone, and no monitor fails over again until a human
+// runs Store.Unlock (`fstaidd unlock`).
+//
+// # Losing etcd
+//
+// The lock fails closed: while etcd cannot be reached (or has no quorum)
+// Load, Probe and Acquire return errors wrapping fstaid.ErrLockUnavailable,
+// the Monitor refuses to start or, armed, runs no handler and keeps
+// monitoring. There is no option to fail open: with several monitors, a
+// failover without the lock could happen once per monitor. An operator who
+// must fail over while etcd is down does it by hand.
+//
+// # k-of-n verdicts
+//
+// Optionally each monitor publishes its verdict on the target every round
+// (Verdicts.Observer), and the Quorum check, used as the secondary check,
+// confirms the target dead only when k distinct monitors say so. See
+// Verdicts for the wiring.
+//
+// # Lifecycle
+//
+// Open (from the daemon's [etcd] Config) or NewStore (from a client of your
+// own); build the Monitor with store.Lock() and, for verdicts,
+// store.Verdicts(); run it; after Run returns, Store.Close withdraws the
+// verdict, revokes the holder lease (the record stays) and closes the
+// client Open made.
+package etcd

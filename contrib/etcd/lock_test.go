@@ -1,0 +1,359 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fstaid/fstaid"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func testRecord(host string) *fstaid.Record {
+	return &fstaid.Record{State: fstaid.RecordFailingOver, Time: time.Now(), Host: host, PID: 42,
+		Event: &fstaid.Event{Reason: fstaid.ReasonAuto, Target: "db1"}}
+}
+
+func TestAcquireRaceExactlyOneWins(t *testing.T) {
+	srv := startEtcd(t)
+	const n = 10
+	stores := make([]*Store, n)
+	for i := range stores {
+		stores[i] = newStore(t, "/race", fmt.Sprintf("mon%d", i), endpoints(srv))
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, s := range stores {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Lock().Acquire(ctx, testRecord(fmt.Sprintf("host%d", i)))
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			if winner >= 0 {
+				t.Fatalf("both %d and %d acquired the lock", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("nobody acquired the lock: %v", errs)
+	}
+	for i, err := range errs {
+		if i == winner {
+			continue
+		}
+		var le *fstaid.LockedError
+		if !errors.As(err, &le) || !errors.Is(err, fstaid.ErrLocked) {
+			t.Fatalf("loser %d: got %v, want a *LockedError", i, err)
+		}
+		if le.Record == nil || le.Record.Host != fmt.Sprintf("host%d", winner) {
+			t.Errorf("loser %d sees record %+v, want the winner's (host%d)", i, le.Record, winner)
+		}
+		if le.Lock != stores[i].Lock().String() || le.Lock == "" {
+			t.Errorf("loser %d: LockedError.Lock = %q", i, le.Lock)
+		}
+	}
+	st, err := stores[0].Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Holder == nil || st.Holder.Monitor != fmt.Sprintf("mon%d", winner) || st.Interrupted {
+		t.Errorf("status holder %+v interrupted %v, want mon%d alive", st.Holder, st.Interrupted, winner)
+	}
+}
+
+func TestUpdateOnlyByOwner(t *testing.T) {
+	srv := startEtcd(t)
+	a := newStore(t, "/upd", "a", endpoints(srv))
+	b := newStore(t, "/upd", "b", endpoints(srv))
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	if err := b.Lock().Update(ctx, testRecord("b")); err == nil {
+		t.Fatal("Update without Acquire succeeded")
+	}
+	if err := a.Lock().Acquire(ctx, testRecord("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Lock().Update(ctx, testRecord("b")); err == nil {
+		t.Fatal("non-owner's Update succeeded")
+	}
+	done := testRecord("a")
+	done.State = fstaid.RecordDone
+	if err := a.Lock().Update(ctx, done); err != nil {
+		t.Fatalf("owner's Update: %v", err)
+	}
+	rec, err := b.Lock().Load(ctx)
+	if err != nil || rec == nil || rec.Host != "a" || rec.State != fstaid.RecordDone {
+		t.Fatalf("Load after owner's Update = %+v, %v", rec, err)
+	}
+
+	// The record is removed by a human and b fails over: a's late Update
+	// must not overwrite b's record, although a once owned the key.
+	if _, err := a.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Lock().Acquire(ctx, testRecord("b")); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Lock().Update(ctx, testRecord("a-late"))
+	var le *fstaid.LockedError
+	if !errors.As(err, &le) || le.Record == nil || le.Record.Host != "b" {
+		t.Fatalf("stale owner's Update: got %v, want a LockedError with b's record", err)
+	}
+	if rec, _ := b.Lock().Load(ctx); rec == nil || rec.Host != "b" {
+		t.Fatalf("b's record was overwritten: %+v", rec)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	srv := startEtcd(t)
+	s := newStore(t, "/load", "a", endpoints(srv))
+	c := s.Client()
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	rec, err := s.Lock().Load(ctx)
+	if rec != nil || err != nil {
+		t.Fatalf("absent: Load = %+v, %v; want nil, nil", rec, err)
+	}
+	want := testRecord("h")
+	data, _ := json.Marshal(want)
+	for _, tc := range []struct {
+		name   string
+		value  string
+		legacy bool
+	}{
+		{"record", string(data), false},
+		{"garbage", "not json {", true},
+		{"empty", "", true},
+		{"json without state", `{"host":"x"}`, true},
+	} {
+		if _, err := c.Put(ctx, s.Lock().Key(), tc.value); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := s.Lock().Load(ctx)
+		if err != nil || rec == nil {
+			t.Fatalf("%s (%q): Load = %+v, %v; want a record", tc.name, tc.value, rec, err)
+		}
+		if rec.Legacy != tc.legacy {
+			t.Errorf("%s (%q): Legacy = %v, want %v", tc.name, tc.value, rec.Legacy, tc.legacy)
+		}
+		if !tc.legacy && (rec.Host != want.Host || !rec.Time.Equal(want.Time) || rec.State != want.State) {
+			t.Errorf("%s: Load = %+v, want %+v", tc.name, rec, want)
+		}
+		// Whatever is there, Acquire refuses.
+		if err := s.Lock().Acquire(ctx, testRecord("x")); !errors.Is(err, fstaid.ErrLocked) {
+			t.Errorf("%s: Acquire over it = %v, want ErrLocked", tc.name, err)
+		}
+	}
+}
+
+// A holder that dies (SIGKILL: its client just goes away, nothing is
+// revoked) leaves the record: it has no lease. Only the holder key goes,
+// once its lease expires, and Status then calls the failover interrupted.
+func TestRecordSurvivesHolderDeath(t *testing.T) {
+	srv := startEtcd(t)
+	deadClient := newClient(t, endpoints(srv)...)
+	dead, err := NewStore(deadClient, "/kill", WithMonitorID("dead"), WithLogger(nil), WithHolderTTL(time.Second), WithTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newStore(t, "/kill", "other", endpoints(srv))
+	ctx := ctxTimeout(t, 20*time.Second)
+
+	if err := dead.Lock().Acquire(ctx, testRecord("dead")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := other.Client().Get(ctx, dead.Lock().Key())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("record: %v %v", resp, err)
+	}
+	if resp.Kvs[0].Lease != 0 {
+		t.Fatalf("the record is bound to lease %x; it must have none", resp.Kvs[0].Lease)
+	}
+	deadClient.Close() // the process is gone: no revoke, no keep-alive
+
+	select {
+	case <-dead.Lock().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after the client went away")
+	}
+	eventually(t, 10*time.Second, "holder key expires", func() bool {
+		st, err := other.Status(ctx)
+		return err == nil && st.Holder == nil
+	})
+	st, err := other.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Record == nil || st.Record.Host != "dead" || !st.Interrupted {
+		t.Fatalf("status after the holder died: record %+v interrupted %v; want dead's record, interrupted", st.Record, st.Interrupted)
+	}
+	err = other.Lock().Acquire(ctx, testRecord("other"))
+	if !errors.Is(err, fstaid.ErrLocked) {
+		t.Fatalf("second monitor's Acquire after the holder died: %v, want ErrLocked", err)
+	}
+}
+
+// Done closes when the holder lease is lost while the lock is held (here:
+// revoked by someone else); the record stays.
+func TestDoneWhenHolderLeaseRevoked(t *testing.T) {
+	srv := startEtcd(t)
+	a := newStore(t, "/done", "a", endpoints(srv))
+	ctx := ctxTimeout(t, 20*time.Second)
+	select {
+	case <-a.Lock().Done():
+		t.Fatal("Done closed before Acquire")
+	default:
+	}
+	if err := a.Lock().Acquire(ctx, testRecord("a")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Status(ctx)
+	if err != nil || st.Holder == nil {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	admin := newClient(t, endpoints(srv)...)
+	if _, err := admin.Revoke(ctx, clientv3.LeaseID(st.Holder.Lease)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Lock().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after the holder lease was revoked")
+	}
+	if rec, err := a.Lock().Load(ctx); err != nil || rec == nil {
+		t.Fatalf("record after the lease was lost: %+v %v", rec, err)
+	}
+}
+
+func TestUnlock(t *testing.T) {
+	srv := startEtcd(t)
+	a := newStore(t, "/unlock", "a", endpoints(srv))
+	ctx := ctxTimeout(t, 10*time.Second)
+	if rec, err := a.Unlock(ctx); rec != nil || err != nil {
+		t.Fatalf("Unlock with no record = %+v, %v", rec, err)
+	}
+	if err := a.Lock().Acquire(ctx, testRecord("a")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Status(ctx)
+	if err != nil || st.Revision == 0 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if _, err := a.UnlockRevision(ctx, st.Revision+1000); !errors.Is(err, ErrRecordChanged) {
+		t.Fatalf("UnlockRevision of another revision = %v, want ErrRecordChanged", err)
+	}
+	rec, err := a.UnlockRevision(ctx, st.Revision)
+	if err != nil || rec == nil || rec.Host != "a" {
+		t.Fatalf("UnlockRevision = %+v, %v", rec, err)
+	}
+	st, err = a.Status(ctx)
+	if err != nil || st.Record != nil || st.Holder != nil {
+		t.Fatalf("status after unlock: %+v %v", st, err)
+	}
+	// Re-armed: a new Lock may take it.
+	b := newStore(t, "/unlock", "b", endpoints(srv))
+	if err := b.Lock().Acquire(ctx, testRecord("b")); err != nil {
+		t.Fatalf("Acquire after Unlock: %v", err)
+	}
+}
+
+func TestFailClosedWhenEtcdStops(t *testing.T) {
+	srv := startEtcd(t)
+	s := newStore(t, "/closed", "a", endpoints(srv), WithTimeout(time.Second))
+	ctx := ctxTimeout(t, 30*time.Second)
+	if err := s.Lock().Probe(ctx); err != nil {
+		t.Fatalf("Probe with etcd up: %v", err)
+	}
+
+	var handled sync.WaitGroup
+	var runs int
+	var mu sync.Mutex
+	failing := make(chan struct{})
+	stopped := make(chan struct{})
+	m, err := fstaid.New(
+		fstaid.WithPrimary(fstaid.CheckFunc(func(ctx context.Context) error {
+			select {
+			case <-failing:
+				return errors.New("target down")
+			default:
+				return nil
+			}
+		}), time.Second),
+		fstaid.WithMaxAttempts(1),
+		fstaid.WithInterval(50*time.Millisecond),
+		fstaid.WithHandler("count", fstaid.HandlerFunc(func(ctx context.Context, ev *fstaid.Event) error {
+			mu.Lock()
+			runs++
+			mu.Unlock()
+			return nil
+		}), time.Second),
+		fstaid.WithLock(s.Lock()),
+		fstaid.WithLockTimeout(500*time.Millisecond),
+		fstaid.WithLogger(nil),
+		fstaid.WithObserver(func(n fstaid.Notice) {
+			if n.Kind == fstaid.NoticeArmed && n.Reason != "" {
+				// Re-armed after a failed Acquire: the lock was unavailable.
+				select {
+				case <-stopped:
+				default:
+					close(stopped)
+				}
+			}
+		}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	result := make(chan error, 1)
+	handled.Add(1)
+	go func() { defer handled.Done(); result <- m.Run(runCtx) }()
+	eventually(t, 10*time.Second, "armed", func() bool { return m.Status().State == fstaid.StateArmed })
+
+	srv.stop()
+	close(failing)
+	select {
+	case <-stopped:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the monitor never reported the lock unavailable")
+	}
+	cancel()
+	if err := <-result; err != nil {
+		t.Errorf("Run = %v, want nil (no failover)", err)
+	}
+	handled.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 0 {
+		t.Fatalf("handler ran %d times with etcd down; want 0 (fail closed)", runs)
+	}
+
+	pctx, pcancel := context.WithTimeout(ctx, time.Second)
+	defer pcancel()
+	if err := s.Lock().Probe(pctx); !errors.Is(err, fstaid.ErrLockUnavailable) {
+		t.Errorf("Probe with etcd down = %v, want ErrLockUnavailable", err)
+	}
+	actx, acancel := context.WithTimeout(ctx, time.Second)
+	defer acancel()
+	if err := s.Lock().Acquire(actx, testRecord("a")); !errors.Is(err, fstaid.ErrLockUnavailable) {
+		t.Errorf("Acquire with etcd down = %v, want ErrLockUnavailable", err)
+	}
+	// And a Monitor refuses to start.
+	if err := m.Run(ctx); !errors.Is(err, fstaid.ErrLockUnavailable) {
+		t.Errorf("Run with etcd down = %v, want ErrLockUnavailable", err)
+	}
+}

@@ -1,0 +1,310 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fstaid/fstaid"
+	"github.com/hashicorp/go-multierror"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults, as NewStore sets them before applying options.
+const (
+	DefaultHolderTTL   = 10 * time.Second
+	DefaultVerdictTTL  = 10 * time.Second
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// Store is one target's space in etcd, under a prefix shared by every
+// monitor of that target:
+//
+//	<prefix>/record              the failover record (no lease)
+//	<prefix>/holder              who holds the record (holder lease)
+//	<prefix>/verdicts/<monitor>  each monitor's verdict (verdict lease)
+//
+// Its methods are safe for concurrent use.
+type Store struct {
+	client     *clientv3.Client
+	ownsClient bool
+	prefix     string
+	id         string
+	holderTTL  time.Duration
+	verdictTTL time.Duration
+	timeout    time.Duration
+	logger     *slog.Logger
+
+	lock     *Lock
+	verdicts *Verdicts
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// An Option configures a Store. Only this package makes Options.
+type Option interface{ apply(*Store) }
+
+type optionFunc func(*Store)
+
+func (f optionFunc) apply(s *Store) { f(s) }
+
+// WithMonitorID names this monitor in the holder key and its verdict key.
+// Default: the host name. It must be unique among the monitors of one
+// target (two monitors with one ID count as one verdict) and must not
+// contain "/".
+func WithMonitorID(id string) Option { return optionFunc(func(s *Store) { s.id = id }) }
+
+// WithHolderTTL sets the TTL of the lease that shows the lock's holder
+// alive; Lock.Done closes once it is lost. Default 10s; etcd rounds it up
+// to whole seconds and to its minimum lease TTL; zero or negative is an
+// error.
+func WithHolderTTL(d time.Duration) Option { return optionFunc(func(s *Store) { s.holderTTL = d }) }
+
+// WithVerdictTTL sets how long a published verdict stays counted without
+// being published again: the lease of the verdict key. It should be a few
+// monitoring intervals. Default 10s; etcd rounds it up to whole seconds
+// and to its minimum lease TTL; zero or negative is an error.
+func WithVerdictTTL(d time.Duration) Option { return optionFunc(func(s *Store) { s.verdictTTL = d }) }
+
+// WithTimeout bounds each etcd call whose context has no deadline.
+// Default 5s (DefaultDialTimeout); zero or negative is an error.
+func WithTimeout(d time.Duration) Option { return optionFunc(func(s *Store) { s.timeout = d }) }
+
+// WithLogger sets the logger. Default slog.Default(); nil discards logs.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(s *Store) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		s.logger = l
+	})
+}
+
+// NewStore returns the Store under prefix, using client. The caller keeps
+// ownership of client: Close does not close it. prefix must be non-empty
+// (a trailing "/" is dropped); give each target its own prefix. Every
+// problem in the options is reported at once.
+func NewStore(client *clientv3.Client, prefix string, opts ...Option) (*Store, error) {
+	host, _ := os.Hostname()
+	s := &Store{
+		client:     client,
+		prefix:     strings.TrimRight(prefix, "/"),
+		id:         host,
+		holderTTL:  DefaultHolderTTL,
+		verdictTTL: DefaultVerdictTTL,
+		timeout:    DefaultDialTimeout,
+		logger:     slog.Default(),
+	}
+	for _, o := range opts {
+		o.apply(s)
+	}
+	var errs *multierror.Error
+	bad := func(format string, args ...any) { errs = multierror.Append(errs, fmt.Errorf("etcd: "+format, args...)) }
+	if client == nil {
+		bad("nil client")
+	}
+	if s.prefix == "" {
+		bad("empty prefix")
+	}
+	if s.id == "" {
+		bad("empty monitor ID")
+	} else if strings.Contains(s.id, "/") {
+		bad("monitor ID %q contains \"/\"", s.id)
+	}
+	if s.holderTTL <= 0 {
+		bad("holder TTL must be positive, got %v", s.holderTTL)
+	}
+	if s.verdictTTL <= 0 {
+		bad("verdict TTL must be positive, got %v", s.verdictTTL)
+	}
+	if s.timeout <= 0 {
+		bad("timeout must be positive, got %v", s.timeout)
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return nil, err
+	}
+	s.lock = &Lock{s: s, done: make(chan struct{})}
+	s.verdicts = newVerdicts(s)
+	return s, nil
+}
+
+// Lock returns the Store's failover lock, for fstaid.WithLock.
+func (s *Store) Lock() *Lock { return s.lock }
+
+// Verdicts returns this monitor's verdicts, for k-of-n confirmation.
+func (s *Store) Verdicts() *Verdicts { return s.verdicts }
+
+// Client returns the etcd client.
+func (s *Store) Client() *clientv3.Client { return s.client }
+
+// Prefix returns the key prefix, without a trailing "/".
+func (s *Store) Prefix() string { return s.prefix }
+
+// MonitorID returns this monitor's ID.
+func (s *Store) MonitorID() string { return s.id }
+
+func (s *Store) recordKey() string  { return s.prefix + "/record" }
+func (s *Store) holderKey() string  { return s.prefix + "/holder" }
+func (s *Store) verdictDir() string { return s.prefix + "/verdicts/" }
+func (s *Store) verdictKey() string { return s.verdictDir() + s.id }
+func (s *Store) endpoints() string  { return strings.Join(s.client.Endpoints(), ",") }
+func (s *Store) describe() string {
+	return fmt.Sprintf("etcd prefix %q at %s", s.prefix, s.endpoints())
+}
+func (s *Store) describeKey() string { return s.lock.String() }
+
+// withTimeout bounds ctx by the Store's timeout when it has no deadline.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// UnavailableError reports that etcd could not be reached or refused a
+// request. errors.Is(err, fstaid.ErrLockUnavailable) holds.
+type UnavailableError struct {
+	// Op is what failed ("creating the record").
+	Op string
+	// Where is the key prefix and the endpoints.
+	Where string
+	Err   error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("etcd: %s at %s: %v", e.Op, e.Where, e.Err)
+}
+
+// Is reports whether target is fstaid.ErrLockUnavailable.
+func (e *UnavailableError) Is(target error) bool { return target == fstaid.ErrLockUnavailable }
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+func (s *Store) unavailable(op string, err error) error {
+	return &UnavailableError{Op: op, Where: s.describe(), Err: err}
+}
+
+// Status is the state of a target's failover in etcd, for `fstaidd
+// status`.
+type Status struct {
+	// Lock describes the record's key and the endpoints.
+	Lock string `json:"lock"`
+	// Record is the failover record, nil when there is none (armed
+	// monitors may fail over).
+	Record *fstaid.Record `json:"record,omitempty"`
+	// Revision is the record's CreateRevision (0 when none), for
+	// UnlockRevision.
+	Revision int64 `json:"revision,omitempty"`
+	// Holder is the live holder of the record, nil when none is alive.
+	Holder *Holder `json:"holder,omitempty"`
+	// Interrupted reports a record still failing-over whose holder is no
+	// longer alive: the holder died (or lost etcd) while its handlers
+	// ran. No other monitor takes over; a human must check the target
+	// and the standby.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Verdicts are the fresh verdicts of every monitor, by monitor ID.
+	Verdicts []Verdict `json:"verdicts"`
+}
+
+// Status reads the record, its holder and every fresh verdict in one
+// consistent read.
+func (s *Store) Status(ctx context.Context) (*Status, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	resp, err := s.client.Txn(ctx).Then(
+		clientv3.OpGet(s.recordKey()),
+		clientv3.OpGet(s.holderKey()),
+		clientv3.OpGet(s.verdictDir(), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, s.unavailable("reading the status", err)
+	}
+	st := &Status{Lock: s.describeKey(), Verdicts: []Verdict{}}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		st.Record = decodeRecord(kvs[0].Value)
+		st.Revision = kvs[0].CreateRevision
+	}
+	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		var h Holder
+		if json.Unmarshal(kvs[0].Value, &h) == nil {
+			st.Holder = &h
+		}
+	}
+	st.Interrupted = st.Record != nil && st.Record.State == fstaid.RecordFailingOver && st.Holder == nil
+	st.Verdicts = decodeVerdicts(resp.Responses[2].GetResponseRange().GetKvs(), s.verdictDir())
+	sort.Slice(st.Verdicts, func(i, j int) bool { return st.Verdicts[i].Monitor < st.Verdicts[j].Monitor })
+	return st, nil
+}
+
+// ErrRecordChanged reports that UnlockRevision found a different record
+// (or none) than the one the operator confirmed.
+var ErrRecordChanged = errors.New("etcd: the failover record changed since it was shown")
+
+// Unlock removes the failover record and its holder key, re-arming every
+// monitor of the target, and returns the record it removed (nil, nil when
+// there was none). Prefer UnlockRevision after showing the record to a
+// human, so that a newer failover's record is never removed by mistake.
+func (s *Store) Unlock(ctx context.Context) (*fstaid.Record, error) {
+	return s.unlock(ctx, nil)
+}
+
+// UnlockRevision removes the record only if it is the one created at
+// revision (Status.Revision); otherwise it changes nothing and returns
+// an error wrapping ErrRecordChanged.
+func (s *Store) UnlockRevision(ctx context.Context, revision int64) (*fstaid.Record, error) {
+	return s.unlock(ctx, &revision)
+}
+
+func (s *Store) unlock(ctx context.Context, revision *int64) (*fstaid.Record, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	txn := s.client.Txn(ctx)
+	if revision != nil {
+		txn = txn.If(clientv3.Compare(clientv3.CreateRevision(s.recordKey()), "=", *revision))
+	}
+	resp, err := txn.Then(
+		clientv3.OpDelete(s.recordKey(), clientv3.WithPrevKV()),
+		clientv3.OpDelete(s.holderKey()),
+	).Commit()
+	if err != nil {
+		return nil, s.unavailable("removing the record", err)
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("%w: not removed; run unlock again to see the current record", ErrRecordChanged)
+	}
+	prev := resp.Responses[0].GetResponseDeleteRange().GetPrevKvs()
+	if len(prev) == 0 {
+		return nil, nil
+	}
+	return decodeRecord(prev[0].Value), nil
+}
+
+// Close withdraws this monitor's verdict and revokes the holder lease
+// (the record stays), then closes the client if the Store made it (Open).
+// Call it after the Monitor's Run returned. Close is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs *multierror.Error
+		if err := s.verdicts.Close(); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+		if err := s.lock.Close(); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+		if s.ownsClient {
+			if err := s.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
+				errs = multierror.Append(errs, err)
+			}
+		}
+		s.closeErr = errs.ErrorOrNil()
+	})
+	return s.closeErr
+}

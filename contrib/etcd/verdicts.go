@@ -1,0 +1,409 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fstaid/fstaid"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Verdict values.
+const (
+	VerdictAlive = "alive"
+	VerdictDead  = "dead"
+)
+
+// Verdict is one monitor's view of the target, the value of
+// <prefix>/verdicts/<monitor>.
+type Verdict struct {
+	Monitor string `json:"monitor"`
+	// Verdict is VerdictAlive or VerdictDead.
+	Verdict string `json:"verdict"`
+	// Time is when the monitor published it, by its own clock (shown,
+	// never used to judge freshness: the lease does that, by etcd's).
+	Time   time.Time `json:"time"`
+	Host   string    `json:"host,omitempty"`
+	Round  uint64    `json:"round,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Dead reports whether the verdict is VerdictDead.
+func (v Verdict) Dead() bool { return v.Verdict == VerdictDead }
+
+// Verdicts publishes this monitor's verdict on the target and counts
+// every monitor's, so that a failover can require k "dead" verdicts from
+// distinct monitors (k-of-n): several vantage points instead of one
+// secondary.
+//
+// A verdict is bound to a lease of the verdict TTL that only publishing
+// renews, so it counts for one TTL after it was last published, measured
+// by etcd (no clock agreement between monitor hosts is needed); the
+// verdict of a monitor that died, hung or lost etcd vanishes by itself.
+//
+// Wiring, in every monitor of the target (each with its own monitor ID):
+//
+//	v := store.Verdicts()
+//	m, err := fstaid.New(
+//		fstaid.WithPrimary(check, timeout),
+//		fstaid.WithSecondary(v.Quorum(k), quorumTimeout),
+//		fstaid.WithObserver(v.Observer()),
+//		fstaid.WithLock(store.Lock()),
+//		...)
+//
+// The observer publishes each round's verdict ("dead" when the primary
+// failed every attempt, "alive" when it passed, withdrawn when the self
+// check failed: an isolated monitor's view is worth nothing) without
+// blocking the Monitor. The Quorum check, which an armed Monitor runs only
+// after the primary failed, first publishes this monitor's "dead" verdict,
+// then counts.
+//
+// Its methods are safe for concurrent use.
+type Verdicts struct {
+	s *Store
+
+	seq atomic.Uint64 // orders publications: a later one always wins
+
+	wmu     sync.Mutex // serialises writes of our key; guards the fields below
+	lease   clientv3.LeaseID
+	written uint64 // seq of the last write
+
+	armed    atomic.Bool // the Monitor is armed (from the observer)
+	observed atomic.Bool // Observer was called
+
+	mu      sync.Mutex // guards the publisher fields below
+	pending *publication
+	wake    chan struct{}
+	stop    chan struct{}
+	started bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+type publication struct {
+	seq      uint64
+	withdraw bool
+	v        Verdict
+}
+
+func newVerdicts(s *Store) *Verdicts {
+	return &Verdicts{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// Publish writes this monitor's verdict now: dead or alive, with detail
+// (why; may be empty). A later call always wins over an earlier one, even
+// when they race. It fails with an error wrapping
+// fstaid.ErrLockUnavailable when etcd cannot be reached.
+func (v *Verdicts) Publish(ctx context.Context, dead bool, detail string) error {
+	return v.write(ctx, v.publication(dead, 0, detail))
+}
+
+// Withdraw removes this monitor's verdict, so that it counts neither way.
+func (v *Verdicts) Withdraw(ctx context.Context) error {
+	return v.write(ctx, &publication{seq: v.seq.Add(1), withdraw: true})
+}
+
+func (v *Verdicts) publication(dead bool, round uint64, detail string) *publication {
+	host, _ := os.Hostname()
+	p := &publication{seq: v.seq.Add(1), v: Verdict{
+		Monitor: v.s.id, Verdict: VerdictAlive, Time: time.Now(), Host: host, Round: round, Detail: detail,
+	}}
+	if dead {
+		p.v.Verdict = VerdictDead
+	}
+	return p
+}
+
+func (v *Verdicts) write(ctx context.Context, p *publication) error {
+	ctx, cancel := v.s.withTimeout(ctx)
+	defer cancel()
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
+	if p.seq <= v.written {
+		return nil // a later publication was written first
+	}
+	key := v.s.verdictKey()
+	if p.withdraw {
+		if _, err := v.s.client.Delete(ctx, key); err != nil {
+			return v.s.unavailable("withdrawing the verdict", err)
+		}
+		v.written = p.seq
+		return nil
+	}
+	val, err := json.Marshal(p.v)
+	if err != nil {
+		return err
+	}
+	// Renew the lease (a put alone does not), or take a new one if it
+	// expired: the verdict then counts for one TTL from now.
+	if v.lease != 0 {
+		if _, err := v.s.client.KeepAliveOnce(ctx, v.lease); err != nil {
+			if !leaseNotFound(err) {
+				return v.s.unavailable("renewing the verdict lease", err)
+			}
+			v.lease = 0
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if v.lease == 0 {
+			g, err := v.s.client.Grant(ctx, ttlSeconds(v.s.verdictTTL))
+			if err != nil {
+				return v.s.unavailable("granting the verdict lease", err)
+			}
+			v.lease = g.ID
+		}
+		_, err := v.s.client.Put(ctx, key, string(val), clientv3.WithLease(v.lease))
+		if err == nil {
+			break
+		}
+		if !leaseNotFound(err) || attempt > 0 {
+			return v.s.unavailable("publishing the verdict", err)
+		}
+		v.lease = 0 // expired between renewal and put
+	}
+	v.written = p.seq
+	return nil
+}
+
+func leaseNotFound(err error) bool {
+	return errors.Is(err, rpctypes.ErrLeaseNotFound) || strings.Contains(err.Error(), rpctypes.ErrLeaseNotFound.Error())
+}
+
+// List returns every fresh verdict (those whose lease is alive), in key
+// order.
+func (v *Verdicts) List(ctx context.Context) ([]Verdict, error) {
+	ctx, cancel := v.s.withTimeout(ctx)
+	defer cancel()
+	resp, err := v.s.client.Get(ctx, v.s.verdictDir(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, v.s.unavailable("reading the verdicts", err)
+	}
+	return decodeVerdicts(resp.Kvs, v.s.verdictDir()), nil
+}
+
+func decodeVerdicts(kvs []*mvccpb.KeyValue, dir string) []Verdict {
+	out := make([]Verdict, 0, len(kvs))
+	for _, kv := range kvs {
+		var vd Verdict
+		if json.Unmarshal(kv.Value, &vd) != nil {
+			vd = Verdict{Verdict: "unreadable"}
+		}
+		// The key names the monitor; a value cannot claim another's.
+		vd.Monitor = strings.TrimPrefix(string(kv.Key), dir)
+		out = append(out, vd)
+	}
+	return out
+}
+
+// Observer returns a function for fstaid.WithObserver that publishes the
+// verdict of every round in the background (it never blocks the
+// Monitor; a failed publication is logged, and the verdict then expires
+// with its lease), withdraws the verdict when Run stops, and tells the
+// Quorum check whether the Monitor is armed.
+//
+// A round's verdict: withdrawn when a self check failed; otherwise
+// "dead" when the primary check failed (every attempt), "alive" when it
+// passed.
+func (v *Verdicts) Observer() func(fstaid.Notice) {
+	v.observed.Store(true)
+	v.start()
+	return func(n fstaid.Notice) {
+		switch n.Kind {
+		case fstaid.NoticeArmed:
+			v.armed.Store(true)
+		case fstaid.NoticeStarted, fstaid.NoticeUnarmed, fstaid.NoticeLocked:
+			v.armed.Store(false)
+		case fstaid.NoticeStopped:
+			v.armed.Store(false)
+			v.enqueue(&publication{seq: v.seq.Add(1), withdraw: true})
+			return
+		}
+		r := n.Round
+		if r == nil {
+			return
+		}
+		switch {
+		case failedResult(r.Self) || failedResult(r.SelfAfter):
+			v.enqueue(&publication{seq: v.seq.Add(1), withdraw: true})
+		case r.Primary != nil:
+			detail := ""
+			if !r.Primary.Passed {
+				detail = r.Primary.Error
+			}
+			p := v.publication(!r.Primary.Passed, r.Number, detail)
+			p.v.Time = r.Start.Add(r.Duration)
+			v.enqueue(p)
+		}
+	}
+}
+
+func failedResult(r *fstaid.Result) bool { return r != nil && !r.Passed }
+
+func (v *Verdicts) start() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.started || v.closed {
+		return
+	}
+	v.started = true
+	v.wg.Add(1)
+	go v.publisher()
+}
+
+func (v *Verdicts) enqueue(p *publication) {
+	v.mu.Lock()
+	v.pending = p // the latest wins
+	v.mu.Unlock()
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (v *Verdicts) publisher() {
+	defer v.wg.Done()
+	for {
+		select {
+		case <-v.stop:
+			return
+		case <-v.wake:
+		}
+		v.mu.Lock()
+		p := v.pending
+		v.pending = nil
+		v.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), v.s.timeout)
+		go func() {
+			select {
+			case <-v.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := v.write(ctx, p); err != nil {
+			v.s.logger.Warn("etcd: publishing this monitor's verdict failed; it expires with its lease", "error", err)
+		}
+		cancel()
+	}
+}
+
+// Close stops the background publisher and revokes the verdict lease,
+// which withdraws this monitor's verdict at once. Close is idempotent.
+func (v *Verdicts) Close() error {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return nil
+	}
+	v.closed = true
+	close(v.stop)
+	v.mu.Unlock()
+	v.wg.Wait()
+
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
+	v.written = ^uint64(0) // nothing may write after Close
+	if v.lease == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := v.s.client.Revoke(ctx, v.lease); err != nil {
+		return fmt.Errorf("etcd: revoking the verdict lease (the verdict expires by itself): %w", err)
+	}
+	return nil
+}
+
+// Quorum is a fstaid.Check that confirms the target dead only when at
+// least K monitors, counted by their fresh "dead" verdicts, agree. Use it
+// as the secondary check (see Verdicts). Check returns:
+//   - an error ("dead confirmed": the check failed, the failover may go
+//     on) when at least K distinct monitors have a fresh "dead" verdict;
+//   - nil (a veto: no failover) otherwise, including when etcd cannot be
+//     read: what cannot be confirmed is not confirmed.
+//
+// When the Monitor is armed (known from Verdicts.Observer), Check first
+// publishes this monitor's own "dead" verdict: an armed Monitor runs the
+// secondary check only after the primary failed every attempt. During the
+// start-up check it only counts. To keep a slow etcd from turning into a
+// timed-out — that is, failed — check, Check gives up and vetoes a little
+// before its context's deadline (a quarter of the time left, at most a
+// second).
+type Quorum struct {
+	v *Verdicts
+	// K is how many "dead" verdicts, this monitor's included, confirm.
+	K int
+}
+
+var _ fstaid.Check = (*Quorum)(nil)
+
+// Quorum returns the check requiring k "dead" verdicts. k must be at
+// least 1 (1 means this monitor alone decides, like no secondary); it
+// panics otherwise, as a programming error.
+func (v *Verdicts) Quorum(k int) *Quorum {
+	if k < 1 {
+		panic(fmt.Sprintf("etcd: Quorum(%d): k must be at least 1", k))
+	}
+	return &Quorum{v: v, K: k}
+}
+
+// String describes the check.
+func (q *Quorum) String() string {
+	return fmt.Sprintf("%d dead verdicts under %s", q.K, q.v.s.describe())
+}
+
+// Check publishes (when armed) and counts the verdicts; see Quorum.
+func (q *Quorum) Check(ctx context.Context) error {
+	if dl, ok := ctx.Deadline(); ok {
+		margin := min(time.Until(dl)/4, time.Second)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-margin))
+		defer cancel()
+	}
+	log := q.v.s.logger
+	if !q.v.observed.Load() {
+		log.Warn("etcd: Verdicts.Observer is not wired to the Monitor: this monitor publishes no verdict of its own")
+	}
+	if q.v.armed.Load() {
+		if err := q.v.Publish(ctx, true, "primary check failed"); err != nil {
+			log.Error("etcd: cannot publish this monitor's dead verdict; vetoing the failover", "error", err)
+			return nil
+		}
+	}
+	list, err := q.v.List(ctx)
+	if err != nil {
+		log.Error("etcd: cannot read the verdicts; vetoing the failover", "error", err)
+		return nil
+	}
+	var dead, alive []string
+	for _, vd := range list {
+		if vd.Dead() {
+			dead = append(dead, vd.Monitor)
+		} else {
+			alive = append(alive, vd.Monitor)
+		}
+	}
+	if len(dead) >= q.K {
+		return fmt.Errorf("etcd: target dead, confirmed by %d of %d required monitors (%s)", len(dead), q.K, strings.Join(dead, ", "))
+	}
+	level := slog.LevelDebug // the start-up check: nothing to veto
+	if q.v.armed.Load() {
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "etcd: not enough monitors see the target dead: vetoing the failover",
+		"dead", dead, "alive", alive, "required", q.K)
+	return nil
+}
