@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/fstaid/fstaid"
@@ -38,7 +41,7 @@ func (c *IMDSConfig) Validate() error {
 // with curl to 169.254.169.254: PUT /latest/api/token for a session
 // token, then GET /latest/meta-data/instance-id with it (no IMDSv1
 // fallback). The token is kept and reused until it expires or is refused
-// (401), when the client fetches a new one.
+// (401), when the check drops it and retries once with a new one.
 //
 // Beware what it proves: IMDS is served by the instance's own hypervisor
 // (the Nitro card) at a link-local address, so it answers even when the
@@ -66,9 +69,16 @@ func NewIMDSCheck(cfg IMDSConfig, optFns ...func(*imds.Options)) (*IMDSCheck, er
 		Endpoint:          cfg.Endpoint,
 		ClientEnableState: imds.ClientEnabled, // AWS_EC2_METADATA_DISABLED must not silence a configured check
 		EnableFallback:    aws.FalseTernary,   // IMDSv2 only: no token, no pass
-		// The check's timeout bounds it; the monitor's next round is the
-		// retry.
-		Retryer: aws.NopRetryer{},
+		// One retry: an expired or refused token (401) is dropped and the
+		// retry fetches a new one. The check's timeout bounds it; the
+		// monitor's next round is the real retry.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 2
+			o.MaxBackoff = 50 * time.Millisecond
+			o.Backoff = retry.NewExponentialJitterBackoff(o.MaxBackoff)
+			o.RateLimiter = ratelimit.None
+		}),
+		DisableDefaultMaxBackoff: true, // keep our 50ms, not the client's 1s
 	}
 	for _, f := range optFns {
 		f(&opts)
@@ -80,6 +90,10 @@ func NewIMDSCheck(cfg IMDSConfig, optFns ...func(*imds.Options)) (*IMDSCheck, er
 func (c *IMDSCheck) Check(ctx context.Context) error {
 	out, err := c.client.GetMetadata(ctx, &imds.GetMetadataInput{Path: "instance-id"})
 	if err != nil {
+		if ctx.Err() != nil {
+			// The SDK's IMDS errors do not all unwrap to the context's.
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
 		return &fstaid.CheckError{ExitStatus: 1, Err: fmt.Errorf("IMDSv2 instance-id: %w", err)}
 	}
 	defer out.Content.Close()

@@ -273,6 +273,27 @@ func (s *Server) AddSubnet(sn Subnet) {
 	s.subnets[sn.ID] = &sn
 }
 
+// CompleteTransitions ends every pending transition now (detaching,
+// attaching, stopping), even those set to Never.
+func (s *Server) CompleteTransitions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, i := range s.interfaces {
+		switch a := i.Attachment; {
+		case a == nil:
+		case a.Status == "detaching":
+			i.Attachment = nil
+		case a.Status == "attaching":
+			a.Status, a.until = "attached", time.Time{}
+		}
+	}
+	for _, in := range s.instances {
+		if in.State == "stopping" {
+			in.State = "stopped"
+		}
+	}
+}
+
 // Address returns a copy of an Elastic IP's state.
 func (s *Server) Address(id string) Address {
 	s.mu.Lock()

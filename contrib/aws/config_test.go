@@ -1,0 +1,205 @@
+package aws
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/fstaid/fstaid/contrib/aws/internal/ec2fake"
+)
+
+const sampleTOML = `
+[aws]
+region = "us-east-1"
+max_attempts = 8
+max_backoff = 1.5
+
+[[aws.elastic_ip]]
+name = "public"
+allocation_id = "eipalloc-1"
+instance_id = "i-standby"
+fence_instance_id = "i-active"
+fence_timeout = 90
+confirm_timeout = "20s"
+
+[[aws.eni]]
+network_interface_id = "eni-float"
+instance_id = "i-standby"
+device_index = 1
+force_detach = true
+detach_timeout = 30
+poll_interval = 0.5
+
+[[aws.secondary_ip]]
+private_ip_addresses = ["10.0.1.100"]
+network_interface_id = "eni-standby0"
+
+[[aws.route_table]]
+route_table_ids = ["rtb-1", "rtb-2"]
+destination_cidr_blocks = ["10.0.255.10/32"]
+network_interface_id = "eni-standby0"
+
+[aws.imds]
+instance_id = "i-monitor"
+`
+
+func decodeSection(t *testing.T, doc string) map[string]any {
+	t.Helper()
+	var root map[string]any
+	if _, err := toml.Decode(doc, &root); err != nil {
+		t.Fatal(err)
+	}
+	sec, _ := root["aws"].(map[string]any)
+	return sec
+}
+
+func TestDecodeConfig(t *testing.T) {
+	cfg, err := DecodeConfig(decodeSection(t, sampleTOML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Region != "us-east-1" || cfg.MaxAttempts != 8 || time.Duration(cfg.MaxBackoff) != 1500*time.Millisecond {
+		t.Errorf("client config %+v", cfg.ClientConfig)
+	}
+	e := cfg.ElasticIP[0]
+	if e.Name != "public" || e.AllocationID != "eipalloc-1" || e.FenceInstanceID != "i-active" || time.Duration(e.FenceTimeout) != 90*time.Second || time.Duration(e.ConfirmTimeout) != 20*time.Second {
+		t.Errorf("elastic_ip %+v", e)
+	}
+	n := cfg.ENI[0]
+	if !n.ForceDetach || n.DeviceIndex != 1 || time.Duration(n.DetachTimeout) != 30*time.Second || time.Duration(n.PollInterval) != 500*time.Millisecond {
+		t.Errorf("eni %+v", n)
+	}
+	if cfg.IMDS == nil || cfg.IMDS.InstanceID != "i-monitor" {
+		t.Errorf("imds %+v", cfg.IMDS)
+	}
+	hs, err := cfg.Handlers(ec2.New(ec2.Options{Region: "us-east-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range hs {
+		names = append(names, h.Name())
+	}
+	if got := strings.Join(names, " "); got != "public eni-float 10.0.1.100 10.0.255.10/32" {
+		t.Errorf("handlers %s", got)
+	}
+}
+
+func TestConfigEveryProblemNamesItsKey(t *testing.T) {
+	_, err := DecodeConfig(decodeSection(t, `
+[aws]
+max_attempts = -1
+endpoint = "ec2.example"
+colour = "blue"
+
+[[aws.elastic_ip]]
+allocation_id = "eip-1"
+instance_id = "i-1"
+network_interface_id = "eni-1"
+
+[[aws.eni]]
+instance_id = "standby"
+device_index = -2
+fence_timeout = 5
+
+[[aws.secondary_ip]]
+private_ip_addresses = ["10.0.1.300"]
+network_interface_id = "eni-1"
+confirm_timeout = -1
+
+[[aws.route_table]]
+route_table_ids = ["rtb-1", "table-2"]
+destination_cidr_blocks = ["10.0.255.10", "10.0.255.11/24"]
+`))
+	if err == nil {
+		t.Fatal("a bad config decoded")
+	}
+	for _, want := range []string{
+		"colour: unknown key",
+		"aws.max_attempts: must not be negative",
+		`aws.endpoint: want an http:// or https:// URL, not "ec2.example"`,
+		`aws.elastic_ip[0].allocation_id: "eip-1" is not a eipalloc-... ID`,
+		"aws.elastic_ip[0].network_interface_id: set instance_id or network_interface_id, not both",
+		"aws.eni[0].network_interface_id: required",
+		`aws.eni[0].instance_id: "standby" is not a i-... ID`,
+		"aws.eni[0].device_index: must not be negative",
+		"aws.eni[0].fence_instance_id: required when fence_timeout",
+		`aws.secondary_ip[0].private_ip_addresses[0]: "10.0.1.300" is not an IPv4 address`,
+		"aws.secondary_ip[0].confirm_timeout: must not be negative",
+		`aws.route_table[0].route_table_ids[1]: "table-2" is not a rtb-... ID`,
+		`aws.route_table[0].destination_cidr_blocks[0]: "10.0.255.10" is not an IPv4 CIDR block`,
+		`aws.route_table[0].destination_cidr_blocks[1]: "10.0.255.11/24" is not an IPv4 CIDR block`,
+		"aws.route_table[0].network_interface_id: required",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestConstructorsRefuseABadConfig(t *testing.T) {
+	c := ec2.New(ec2.Options{Region: "us-east-1"})
+	if _, err := NewElasticIP(ElasticIPConfig{}, c); err == nil || !strings.Contains(err.Error(), "allocation_id: required") {
+		t.Errorf("NewElasticIP: %v", err)
+	}
+	if _, err := NewENI(ENIConfig{NetworkInterfaceID: "eni-1", InstanceID: "i-1"}, nil); err == nil {
+		t.Error("NewENI with a nil client")
+	}
+}
+
+func TestNewClientDefaultChainAndRetryer(t *testing.T) {
+	fake, _ := world(t)
+	client, err := NewClient(context.Background(), ClientConfig{Region: "us-east-1", Endpoint: fake.URL, MaxAttempts: 4, MaxBackoff: Duration(time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client.Options().Region != "us-east-1" {
+		t.Errorf("region %q", client.Options().Region)
+	}
+	r := client.Options().Retryer
+	if r.MaxAttempts() != 4 {
+		t.Errorf("MaxAttempts %d", r.MaxAttempts())
+	}
+	// The rate limiter is off: many throttles in a row never exhaust a
+	// retry-token bucket (the SDK's default would refuse retries after
+	// 500 tokens at 5 per retry).
+	std, ok := r.(*retry.Standard)
+	if !ok {
+		t.Fatalf("retryer %T", r)
+	}
+	for range 1000 {
+		if _, err := std.GetRetryToken(context.Background(), &retry.MaxAttemptsError{}); err != nil {
+			t.Fatalf("retry token refused: %v; want ratelimit.None", err)
+		}
+	}
+	for range 3 {
+		fake.Inject("DescribeAddresses", ec2fake.Throttle)
+	}
+	h, err := NewElasticIP(ElasticIPConfig{AllocationID: "eipalloc-1", InstanceID: "i-standby", WaitConfig: fastWait}, client, quiet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Handle(ctxTimeout(t, 10*time.Second), autoEvent); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.LastReport().Calls[0].Attempts; a != 4 {
+		t.Errorf("attempts %d, want 4", a)
+	}
+	for _, c := range fake.Calls() {
+		if c.Region != "us-east-1" {
+			t.Errorf("signed for %q", c.Region)
+		}
+	}
+
+	// No region anywhere is a clear error.
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	if _, err := NewClient(context.Background(), ClientConfig{}); err == nil || !strings.Contains(err.Error(), "no region") {
+		t.Errorf("NewClient without a region: %v", err)
+	}
+}
