@@ -31,6 +31,7 @@
 // # Journal
 //
 // JournalStream tells whether stderr is the journal; if so,
-// NewJournalHandler logs to journald natively, with each slog attribute
+// NewJournalHandler (or NewJournalHandlerWithOptions, to set the
+// SYSLOG_IDENTIFIER) logs to journald natively, with each slog attribute
 // as a FSTAID_* field that `journalctl FSTAID_EVENT=failover` can match.
 package systemd

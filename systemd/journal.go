@@ -214,11 +214,10 @@ func (h *journalHandler) appendAttr(b *strings.Builder, fields []journalField, g
 }
 
 func valueString(v slog.Value) string {
-	switch v.Kind() {
-	case slog.KindTime:
+	// Value.String would give time.Time's String form; RFC 3339 is what
+	// tools parse.
+	if v.Kind() == slog.KindTime {
 		return v.Time().Format(time.RFC3339Nano)
-	case slog.KindDuration:
-		return v.Duration().String()
 	}
 	return v.String()
 }

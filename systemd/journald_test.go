@@ -50,7 +50,7 @@ func TestJournaldReceivesFields(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private",
 		os.Args[0], "-test.run=^TestJournaldReceivesFields$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), journaldInner+"=1")
+	cmd.Env = childEnviron(journaldInner + "=1")
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestJournaldReceivesFields")) {

@@ -161,7 +161,7 @@ func tcpListener(t *testing.T) (*net.TCPListener, *os.File) {
 // fds 3, 4, ... the way systemd passes sockets.
 func activatedCommand(ctx context.Context, mode, names string, files ...*os.File) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0"`, os.Args[0])
-	for _, kv := range os.Environ() {
+	for _, kv := range childEnviron() {
 		if !strings.HasPrefix(kv, "LISTEN_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
