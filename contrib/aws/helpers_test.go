@@ -49,6 +49,12 @@ func world(t testing.TB) (*ec2fake.Server, *ec2.Client) {
 	t.Helper()
 	fake := ec2fake.New()
 	t.Cleanup(fake.Close)
+	populate(fake)
+	return fake, newClient(t, fake, "us-east-1", testRetryer())
+}
+
+// populate (re)sets the fixture's resources to their initial state.
+func populate(fake *ec2fake.Server) {
 	fake.AddSubnet(ec2fake.Subnet{ID: "subnet-a", VPCID: "vpc-1", AZ: "us-east-1a", CIDR: "10.0.1.0/24"})
 	fake.AddSubnet(ec2fake.Subnet{ID: "subnet-b", VPCID: "vpc-1", AZ: "us-east-1b", CIDR: "10.0.2.0/24"})
 	for _, in := range []ec2fake.Instance{
@@ -78,7 +84,6 @@ func world(t testing.TB) (*ec2fake.Server, *ec2.Client) {
 			{Destination: "10.0.255.10/32", NetworkInterfaceID: "eni-active0", InstanceID: "i-active"},
 		}})
 	}
-	return fake, newClient(t, fake, "us-east-1", testRetryer())
 }
 
 // quiet is the handler option for tests: a logger into t.Log.

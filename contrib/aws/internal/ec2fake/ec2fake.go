@@ -147,6 +147,9 @@ type Call struct {
 	DryRun bool
 	// Code is the error code answered, empty for success.
 	Code string
+	// Served is the server's time on the request, injected latency
+	// included (what a real endpoint's latency would be).
+	Served time.Duration
 }
 
 // Server is the fake EC2 endpoint. Its methods are safe for concurrent
@@ -381,6 +384,7 @@ func errorf(status int, code, format string, args ...any) *apiError {
 var credentialRegion = regexp.MustCompile(`Credential=[^/]+/[0-9]+/([^/]+)/ec2/aws4_request`)
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Method != http.MethodPost || r.URL.Path != "/" {
 		http.Error(w, "EC2 Query API: POST / expected", http.StatusMethodNotAllowed)
 		return
@@ -453,7 +457,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr != nil {
 		code = aerr.code
 	}
-	s.calls = append(s.calls, Call{Action: call.Action, Params: call.Params, Region: call.Region, DryRun: call.DryRun, Code: code})
+	s.calls = append(s.calls, Call{Action: call.Action, Params: call.Params, Region: call.Region, DryRun: call.DryRun, Code: code, Served: time.Since(start)})
 	s.mu.Unlock()
 
 	if aerr != nil {
