@@ -360,10 +360,12 @@ func WithReportFunc(f func(*Report)) Option { return func(b *base) { b.onReport 
 type base struct {
 	kind, name string
 	client     *ec2.Client
-	logger     *slog.Logger
-	onReport   func(*Report)
-	fence      FenceConfig
-	poll       time.Duration
+	// logger carries the handler's kind and name; reportLogger does not
+	// (the Report names them itself).
+	logger, reportLogger *slog.Logger
+	onReport             func(*Report)
+	fence                FenceConfig
+	poll                 time.Duration
 
 	mu   sync.Mutex
 	last *Report
@@ -374,6 +376,7 @@ func (b *base) init(kind, name string, client *ec2.Client, fence FenceConfig, po
 	for _, o := range opts {
 		o(b)
 	}
+	b.reportLogger = b.logger
 	b.logger = b.logger.With("handler", kind, "name", name)
 }
 
@@ -411,10 +414,10 @@ func (r *run) finish(ctx context.Context, err error) error {
 		r.b.onReport(rep.clone())
 	}
 	if err != nil {
-		r.b.logger.LogAttrs(ctx, slog.LevelError, "aws handler failed", slog.Any("report", rep))
+		r.b.reportLogger.LogAttrs(ctx, slog.LevelError, "aws handler failed", slog.Any("report", rep))
 		return &Error{Report: rep.clone(), Err: err}
 	}
-	r.b.logger.LogAttrs(ctx, slog.LevelInfo, "aws handler done", slog.Any("report", rep))
+	r.b.reportLogger.LogAttrs(ctx, slog.LevelInfo, "aws handler done", slog.Any("report", rep))
 	return nil
 }
 
@@ -473,9 +476,8 @@ const DefaultPollInterval = time.Second
 // already retried it). It returns whether done was reached.
 func (b *base) waitFor(ctx context.Context, bound time.Duration, check func(ctx context.Context) (bool, error)) (bool, error) {
 	deadline := time.Now().Add(bound)
-	t := time.NewTimer(0)
+	t := time.NewTimer(bound)
 	defer t.Stop()
-	<-t.C
 	for {
 		done, err := check(ctx)
 		if err != nil || done {

@@ -213,6 +213,9 @@ func (h *ElasticIP) DryRun(ctx context.Context) error {
 		in.InstanceId = aws.String(h.cfg.InstanceID)
 	} else {
 		in.NetworkInterfaceId = aws.String(h.cfg.NetworkInterfaceID)
+		if h.cfg.PrivateIPAddress != "" {
+			in.PrivateIpAddress = aws.String(h.cfg.PrivateIPAddress)
+		}
 	}
 	_, err = call(ctx, r, "AssociateAddress", id, h.client.AssociateAddress, in)
 	if err := dryRunResult(err); err != nil {

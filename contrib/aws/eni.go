@@ -239,8 +239,9 @@ func (h *ENI) DryRun(ctx context.Context) error {
 }
 
 // Validate checks that the ENI and the standby exist, are in the same
-// availability zone, and that the standby's device_index is free (or
-// holds this ENI).
+// availability zone, that the ENI is not a primary interface (device
+// index 0 cannot be detached), and that the standby's device_index is
+// free (or holds this ENI).
 func (h *ENI) Validate(ctx context.Context) error {
 	r := h.newRun()
 	var errs []error
@@ -260,6 +261,9 @@ func (h *ENI) Validate(ctx context.Context) error {
 		}
 		if eniAZ != inAZ {
 			errs = append(errs, fmt.Errorf("network interface %s is in availability zone %s but standby instance %s is in %s: an ENI cannot move across zones", h.cfg.NetworkInterfaceID, eniAZ, h.cfg.InstanceID, inAZ))
+		}
+		if eni.Attachment != nil && aws.ToInt32(eni.Attachment.DeviceIndex) == 0 {
+			errs = append(errs, fmt.Errorf("network interface %s is the primary interface (device index 0) of %s: a primary interface cannot be detached; move a secondary ENI", h.cfg.NetworkInterfaceID, str(eni.Attachment.InstanceId)))
 		}
 		for _, ni := range in.NetworkInterfaces {
 			if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == h.cfg.deviceIndex() && str(ni.NetworkInterfaceId) != h.cfg.NetworkInterfaceID {

@@ -159,6 +159,11 @@ func TestENIValidate(t *testing.T) {
 			t.Errorf("Validate: %v; want %q", err, want)
 		}
 	}
+	// A primary interface cannot move.
+	h, _ = NewENI(ENIConfig{NetworkInterfaceID: "eni-active0", InstanceID: "i-standby"}, client, quiet(t))
+	if err := h.Validate(ctxTimeout(t, 10*time.Second)); err == nil || !strings.Contains(err.Error(), "eni-active0 is the primary interface (device index 0) of i-active") {
+		t.Errorf("Validate: %v", err)
+	}
 	// A missing ENI and a missing instance are both reported.
 	h, _ = NewENI(ENIConfig{NetworkInterfaceID: "eni-gone", InstanceID: "i-gone"}, client, quiet(t))
 	err = h.Validate(ctxTimeout(t, 10*time.Second))
