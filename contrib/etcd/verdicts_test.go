@@ -1,0 +1,200 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fstaid/fstaid"
+)
+
+func verdictStores(t *testing.T, prefix string, n int, eps []string, opts ...Option) []*Store {
+	var ss []*Store
+	for i := range n {
+		ss = append(ss, newStore(t, prefix, fmt.Sprintf("mon%d", i), eps, opts...))
+	}
+	return ss
+}
+
+func TestQuorumCountsDistinctDeadVerdicts(t *testing.T) {
+	srv := startEtcd(t)
+	ss := verdictStores(t, "/q", 3, endpoints(srv))
+	ctx := ctxTimeout(t, 10*time.Second)
+	q := ss[2].Verdicts().Quorum(2) // mon2, not armed: only counts
+
+	for i, tc := range []struct {
+		publish   func() error
+		wantVeto  bool
+		dead, all int
+	}{
+		{func() error { return nil }, true, 0, 0},
+		{func() error { return ss[0].Verdicts().Publish(ctx, true, "refused") }, true, 1, 1},
+		// The same monitor again is still one verdict.
+		{func() error { return ss[0].Verdicts().Publish(ctx, true, "refused") }, true, 1, 1},
+		{func() error { return ss[1].Verdicts().Publish(ctx, false, "") }, true, 1, 2},
+		{func() error { return ss[1].Verdicts().Publish(ctx, true, "timeout") }, false, 2, 2},
+		{func() error { return ss[0].Verdicts().Withdraw(ctx) }, true, 1, 1},
+	} {
+		if err := tc.publish(); err != nil {
+			t.Fatal(err)
+		}
+		err := q.Check(ctx)
+		if veto := err == nil; veto != tc.wantVeto {
+			t.Errorf("step %d: Check = %v, want veto %v", i, err, tc.wantVeto)
+		}
+		vs, lerr := ss[2].Verdicts().List(ctx)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		dead := 0
+		for _, v := range vs {
+			if v.Dead() {
+				dead++
+			}
+		}
+		if dead != tc.dead || len(vs) != tc.all {
+			t.Errorf("step %d: verdicts %+v, want %d of %d dead", i, vs, tc.dead, tc.all)
+		}
+	}
+}
+
+// Armed (as the observer reports), the Quorum check publishes this
+// monitor's own dead verdict before counting.
+func TestQuorumArmedPublishesOwnVerdict(t *testing.T) {
+	srv := startEtcd(t)
+	ss := verdictStores(t, "/qa", 2, endpoints(srv))
+	ctx := ctxTimeout(t, 10*time.Second)
+	v := ss[1].Verdicts()
+	obs := v.Observer()
+	q := v.Quorum(2)
+
+	if err := ss[0].Verdicts().Publish(ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The start-up check: not armed, so mon1 only counts: 1 < 2.
+	if err := q.Check(ctx); err != nil {
+		t.Fatalf("start-up Check = %v, want veto", err)
+	}
+	obs(fstaid.Notice{Kind: fstaid.NoticeArmed, State: fstaid.StateArmed})
+	if err := q.Check(ctx); err == nil {
+		t.Fatal("armed Check with mon0 dead and mon1's primary failed: veto, want dead confirmed")
+	}
+	// A healthy round publishes alive (in the background).
+	obs(fstaid.Notice{Kind: fstaid.NoticeRound, State: fstaid.StateArmed,
+		Round: &fstaid.Round{Number: 7, Primary: &fstaid.Result{Check: "primary", Passed: true}, Verdict: fstaid.VerdictHealthy}})
+	eventually(t, 5*time.Second, "mon1 publishes alive", func() bool {
+		vs, err := v.List(ctx)
+		return err == nil && len(vs) == 2 && vs[1].Monitor == "mon1" && !vs[1].Dead() && vs[1].Round == 7
+	})
+	// A failed self check withdraws the verdict.
+	obs(fstaid.Notice{Kind: fstaid.NoticeRound, State: fstaid.StateArmed,
+		Round: &fstaid.Round{Number: 8, Self: &fstaid.Result{Check: "self"}, Verdict: fstaid.VerdictSelfCheckFailed}})
+	eventually(t, 5*time.Second, "mon1 withdraws", func() bool {
+		vs, err := v.List(ctx)
+		return err == nil && len(vs) == 1 && vs[0].Monitor == "mon0"
+	})
+	// Stopping withdraws too, and disarms.
+	if err := v.Publish(ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	obs(fstaid.Notice{Kind: fstaid.NoticeStopped, State: fstaid.StateStopped})
+	eventually(t, 5*time.Second, "mon1 withdraws on stop", func() bool {
+		vs, err := v.List(ctx)
+		return err == nil && len(vs) == 1
+	})
+	if err := q.Check(ctx); err != nil {
+		t.Fatalf("Check after stop = %v, want veto (not armed: no own verdict)", err)
+	}
+}
+
+// A verdict counts only while its lease lives: one TTL after it was last
+// published. Expired verdicts are not counted.
+func TestExpiredVerdictsNotCounted(t *testing.T) {
+	srv := startEtcd(t)
+	ss := verdictStores(t, "/exp", 3, endpoints(srv), WithVerdictTTL(time.Second))
+	ctx := ctxTimeout(t, 20*time.Second)
+	q := ss[2].Verdicts().Quorum(2)
+	for _, s := range ss[:2] {
+		if err := s.Verdicts().Publish(ctx, true, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Check(ctx); err == nil {
+		t.Fatal("two fresh dead verdicts: veto, want dead confirmed")
+	}
+	start := time.Now()
+	eventually(t, 10*time.Second, "verdicts expire", func() bool {
+		vs, err := ss[2].Verdicts().List(ctx)
+		return err == nil && len(vs) == 0
+	})
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("verdicts expired after %v; a TTL of 1s was asked", d)
+	}
+	if err := q.Check(ctx); err != nil {
+		t.Fatalf("expired verdicts counted: %v", err)
+	}
+	// Publishing again after expiry takes a new lease and counts again.
+	for _, s := range ss[:2] {
+		if err := s.Verdicts().Publish(ctx, true, ""); err != nil {
+			t.Fatalf("Publish after the lease expired: %v", err)
+		}
+	}
+	if err := q.Check(ctx); err == nil {
+		t.Fatal("republished dead verdicts not counted")
+	}
+}
+
+// Publishing renews the lease: a monitor that keeps publishing keeps its
+// verdict beyond one TTL.
+func TestPublishRenewsVerdict(t *testing.T) {
+	srv := startEtcd(t)
+	ss := verdictStores(t, "/renew", 1, endpoints(srv), WithVerdictTTL(time.Second))
+	ctx := ctxTimeout(t, 20*time.Second)
+	v := ss[0].Verdicts()
+	end := time.Now().Add(3 * time.Second)
+	for time.Now().Before(end) {
+		if err := v.Publish(ctx, true, ""); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		vs, err := v.List(ctx)
+		if err != nil || len(vs) != 1 {
+			t.Fatalf("verdict lost while being republished: %+v %v", vs, err)
+		}
+	}
+}
+
+// When etcd cannot be read, the quorum check vetoes, and does so before
+// its deadline (a timed-out check would count as failed).
+func TestQuorumVetoesWhenEtcdDown(t *testing.T) {
+	srv := startEtcd(t)
+	ss := verdictStores(t, "/down", 2, endpoints(srv))
+	ctx := ctxTimeout(t, 20*time.Second)
+	v := ss[1].Verdicts()
+	v.Observer()(fstaid.Notice{Kind: fstaid.NoticeArmed})
+	if err := ss[0].Verdicts().Publish(ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	srv.stop()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := v.Quorum(1).Check(cctx); err != nil {
+		t.Fatalf("Check with etcd down = %v, want veto", err)
+	}
+	if cctx.Err() != nil {
+		t.Fatalf("Check returned after its deadline (%v): the Monitor would count it as timed out", time.Since(start))
+	}
+}
+
+func TestQuorumPanicsOnBadK(t *testing.T) {
+	srv := startEtcd(t)
+	s := newStore(t, "/bad", "a", endpoints(srv))
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Quorum(0) did not panic")
+		}
+	}()
+	s.Verdicts().Quorum(0)
+}
