@@ -366,13 +366,15 @@ type base struct {
 	onReport             func(*Report)
 	fence                FenceConfig
 	poll                 time.Duration
+	timeout              time.Duration
 
 	mu   sync.Mutex
 	last *Report
 }
 
-func (b *base) init(kind, name string, client *ec2.Client, fence FenceConfig, poll Duration, opts []Option) {
-	b.kind, b.name, b.client, b.logger, b.fence, b.poll = kind, name, client, slog.Default(), fence, poll.or(DefaultPollInterval)
+func (b *base) init(kind, name string, client *ec2.Client, fence FenceConfig, wait WaitConfig, opts []Option) {
+	b.kind, b.name, b.client, b.logger, b.fence, b.poll = kind, name, client, slog.Default(), fence, wait.PollInterval.or(DefaultPollInterval)
+	b.timeout = wait.Timeout.or(DefaultTimeout)
 	for _, o := range opts {
 		o(b)
 	}
@@ -525,9 +527,22 @@ type Handler interface {
 	Validate(ctx context.Context) error
 	// LastReport returns the last Handle's report, nil before the first.
 	LastReport() *Report
+	// Timeout is the configured bound of one Handle (the timeout key).
+	Timeout() time.Duration
 }
 
 func (b *base) Name() string { return b.name }
+
+func (b *base) Timeout() time.Duration { return b.timeout }
+
+// Report returns LastReport, so that the Monitor keeps it in the
+// failover record (fstaid.Reporter).
+func (b *base) Report() any {
+	if r := b.LastReport(); r != nil {
+		return r
+	}
+	return nil
+}
 
 // str dereferences a possibly nil string.
 func str(p *string) string {

@@ -213,7 +213,15 @@ type WaitConfig struct {
 	// PollInterval is the pause between two Describe calls while waiting
 	// (default 1s).
 	PollInterval Duration `toml:"poll_interval"`
+	// Timeout bounds the whole handler (fencing, the move, the
+	// confirmation) when fstaidd runs it: each handler has its own, so a
+	// slow cloud call cannot starve the handlers after it. Default 5
+	// minutes.
+	Timeout Duration `toml:"timeout"`
 }
+
+// DefaultTimeout bounds a whole handler run in fstaidd.
+const DefaultTimeout = 5 * time.Minute
 
 // DefaultConfirmTimeout bounds the wait for a move to be visible.
 const DefaultConfirmTimeout = 30 * time.Second
@@ -221,6 +229,7 @@ const DefaultConfirmTimeout = 30 * time.Second
 func (c *WaitConfig) validate(p *problems) {
 	p.nonNegative("confirm_timeout", c.ConfirmTimeout)
 	p.nonNegative("poll_interval", c.PollInterval)
+	p.nonNegative("timeout", c.Timeout)
 }
 
 // Handlers builds every configured handler, in the order elastic_ip,

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/fstaid/fstaid"
 	"github.com/fstaid/fstaid/contrib/aws/internal/ec2fake"
 )
 
@@ -201,5 +202,29 @@ func TestNewClientDefaultChainAndRetryer(t *testing.T) {
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	if _, err := NewClient(context.Background(), ClientConfig{}); err == nil || !strings.Contains(err.Error(), "no region") {
 		t.Errorf("NewClient without a region: %v", err)
+	}
+}
+
+func TestHandlerTimeoutAndReport(t *testing.T) {
+	cfg, err := DecodeConfig(map[string]any{
+		"region":     "eu-west-1",
+		"elastic_ip": []map[string]any{{"allocation_id": "eipalloc-1", "instance_id": "i-1", "timeout": 90}},
+		"eni":        []map[string]any{{"network_interface_id": "eni-1", "instance_id": "i-2"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := cfg.Handlers(ec2.New(ec2.Options{Region: "eu-west-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs[0].Timeout() != 90*time.Second || hs[1].Timeout() != DefaultTimeout {
+		t.Errorf("timeouts %v %v", hs[0].Timeout(), hs[1].Timeout())
+	}
+	if r, ok := hs[0].(fstaid.Reporter); !ok || r.Report() != nil {
+		t.Errorf("a handler that has not run must report nil, got %v", r.Report())
+	}
+	if _, err := DecodeConfig(map[string]any{"region": "x", "eni": []map[string]any{{"network_interface_id": "eni-1", "instance_id": "i-2", "timeout": -1}}}); err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("negative timeout: %v", err)
 	}
 }

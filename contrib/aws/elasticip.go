@@ -85,7 +85,7 @@ func NewElasticIP(cfg ElasticIPConfig, client *ec2.Client, opts ...Option) (*Ela
 		name = cfg.AllocationID
 	}
 	h := &ElasticIP{cfg: cfg}
-	h.init("elastic_ip", name, client, cfg.FenceConfig, cfg.PollInterval, opts)
+	h.init("elastic_ip", name, client, cfg.FenceConfig, cfg.WaitConfig, opts)
 	return h, nil
 }
 

@@ -43,6 +43,9 @@ type ENIConfig struct {
 	// PollInterval is the pause between two Describe calls while waiting
 	// (default 1s).
 	PollInterval Duration `toml:"poll_interval"`
+	// Timeout bounds the whole handler run in fstaidd (default 5
+	// minutes); see WaitConfig.Timeout.
+	Timeout Duration `toml:"timeout"`
 }
 
 // Validate returns every problem of the configuration, each naming its
@@ -57,6 +60,7 @@ func (c *ENIConfig) Validate() error {
 	p.nonNegative("detach_timeout", c.DetachTimeout)
 	p.nonNegative("attach_timeout", c.AttachTimeout)
 	p.nonNegative("poll_interval", c.PollInterval)
+	p.nonNegative("timeout", c.Timeout)
 	if c.FenceInstanceID != "" && c.FenceInstanceID == c.InstanceID {
 		p.add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
 	}
@@ -100,7 +104,7 @@ func NewENI(cfg ENIConfig, client *ec2.Client, opts ...Option) (*ENI, error) {
 		name = cfg.NetworkInterfaceID
 	}
 	h := &ENI{cfg: cfg}
-	h.init("eni", name, client, cfg.FenceConfig, cfg.PollInterval, opts)
+	h.init("eni", name, client, cfg.FenceConfig, WaitConfig{PollInterval: cfg.PollInterval, Timeout: cfg.Timeout}, opts)
 	return h, nil
 }
 

@@ -83,7 +83,7 @@ func NewRouteTable(cfg RouteTableConfig, client *ec2.Client, opts ...Option) (*R
 		name = cfg.DestinationCIDRBlocks[0]
 	}
 	h := &RouteTable{cfg: cfg}
-	h.init("route_table", name, client, cfg.FenceConfig, cfg.PollInterval, opts)
+	h.init("route_table", name, client, cfg.FenceConfig, cfg.WaitConfig, opts)
 	return h, nil
 }
 

@@ -70,7 +70,7 @@ func NewSecondaryIP(cfg SecondaryIPConfig, client *ec2.Client, opts ...Option) (
 		name = strings.Join(cfg.PrivateIPAddresses, ",")
 	}
 	h := &SecondaryIP{cfg: cfg}
-	h.init("secondary_ip", name, client, cfg.FenceConfig, cfg.PollInterval, opts)
+	h.init("secondary_ip", name, client, cfg.FenceConfig, cfg.WaitConfig, opts)
 	return h, nil
 }
 
