@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/fstaid/fstaid"
-	"github.com/fstaid/fstaid/contrib/aws/internal/ec2fake"
+	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
 
 func TestENIDetachStaysInUsePastItsBound(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/fstaid/fstaid"
-	"github.com/fstaid/fstaid/contrib/aws/internal/ec2fake"
+	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
 
 // kind describes one handler for the scenarios every handler must pass.

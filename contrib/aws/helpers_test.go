@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"github.com/fstaid/fstaid/contrib/aws/internal/ec2fake"
+	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
 
 func TestMain(m *testing.M) {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fstaid/fstaid"
-	"github.com/fstaid/fstaid/contrib/aws/internal/ec2fake"
+	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
 
 func newIMDS(t *testing.T, id string) *ec2fake.IMDS {

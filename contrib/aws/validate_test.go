@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fstaid/fstaid/contrib/aws/internal/ec2fake"
+	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
 
 func TestValidateEveryHandlerOnAGoodWorld(t *testing.T) {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/url"
@@ -18,6 +20,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/fstaid/fstaid"
+	awsx "github.com/fstaid/fstaid/contrib/aws"
 )
 
 // errConfig marks configuration errors (exit status 78).
@@ -33,6 +36,9 @@ type Config struct {
 	// Primary is required; Secondary and Self are optional.
 	Primary, Secondary, Self *CheckSection
 	Users                    []User
+
+	// AWS holds the [aws] section: floating-IP handlers and the IMDS check.
+	AWS *awsx.Config
 
 	// ext holds the extension sections ([aws], [etcd]) for their packages.
 	ext map[string]any
@@ -74,6 +80,8 @@ type CheckSection struct {
 	HTTP    string
 	TCP     string
 	Proxy   string
+	// IMDS is the native IMDSv2 check ([aws.imds] configures it).
+	IMDS    bool
 	Timeout time.Duration
 }
 
@@ -139,7 +147,8 @@ func ParseConfig(data string) (*Config, error) {
 	if g := root.subtable("global", true); g != nil {
 		d.global(g, &cfg.Global)
 	}
-	if h := root.subtable("handler", true); h != nil {
+	_, hasAWS := raw["aws"]
+	if h := root.subtable("handler", !hasAWS); h != nil {
 		cfg.Handler = d.commandSection(h)
 	}
 	cfg.Primary = d.checkSection(root.subtable("primary", true), "primary")
@@ -152,6 +161,7 @@ func ParseConfig(data string) (*Config, error) {
 		}
 	}
 	root.rejectUnknown()
+	d.aws(cfg)
 	d.defaults(cfg)
 	d.validate(cfg)
 	if d.errs != nil {
@@ -250,7 +260,7 @@ func (t *table) rejectUnknown() {
 var knownKeys = []string{
 	"port", "interval", "maxattempts", "attempt_interval", "lockdir", "log", "mode",
 	"continue_if_self_check_failed", "startup_check", "target", "listen", "journal",
-	"command", "timeout", "http", "tcp", "proxy", "userid", "password",
+	"command", "timeout", "http", "tcp", "proxy", "imds", "userid", "password",
 }
 
 func suggest(k string) string {
@@ -439,17 +449,18 @@ func (d *decoder) checkSection(t *table, name string) *CheckSection {
 	s.HTTP, _ = t.str("http")
 	s.TCP, _ = t.str("tcp")
 	s.Proxy, _ = t.str("proxy")
+	s.IMDS, _ = t.boolean("imds")
 	set := 0
-	for _, v := range []string{s.Command, s.HTTP, s.TCP} {
-		if v != "" {
+	for _, v := range []bool{s.Command != "", s.HTTP != "", s.TCP != "", s.IMDS} {
+		if v {
 			set++
 		}
 	}
 	switch {
 	case set == 0:
-		d.errorf(name, "command", "is required (or a native check: http or tcp)")
+		d.errorf(name, "command", "is required (or a native check: http, tcp or imds)")
 	case set > 1:
-		d.errorf(name, "", "set only one of command, http and tcp")
+		d.errorf(name, "", "set only one of command, http, tcp and imds")
 	}
 	if s.Command != "" {
 		if _, err := fstaid.SplitCommand(s.Command); err != nil {
@@ -582,8 +593,9 @@ func isLoopback(addr string) bool {
 }
 
 // Options turns the config into Monitor options (without the lock,
-// logger and observers, which the daemon adds).
-func (c *Config) Options() ([]fstaid.Option, error) {
+// logger and observers, which the daemon adds). The AWS handlers, if
+// any, come first, so that a notification script sees the new state.
+func (c *Config) Options(ctx context.Context, logger *slog.Logger) ([]fstaid.Option, error) {
 	g := &c.Global
 	opts := []fstaid.Option{
 		fstaid.WithTarget(g.Target),
@@ -601,7 +613,7 @@ func (c *Config) Options() ([]fstaid.Option, error) {
 		if s == nil {
 			continue
 		}
-		check, err := s.check(debug)
+		check, err := s.check(c, debug)
 		if err != nil {
 			return nil, err
 		}
@@ -614,12 +626,23 @@ func (c *Config) Options() ([]fstaid.Option, error) {
 			opts = append(opts, fstaid.WithSelf(check, s.Timeout))
 		}
 	}
-	opts = append(opts, fstaid.WithHandler("handler", fstaid.CommandHandler(c.Handler.Command), c.Handler.Timeout))
+	hs, err := c.awsHandlers(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hs {
+		opts = append(opts, fstaid.WithHandler(h.Name(), h, h.Timeout()))
+	}
+	if c.Handler != nil {
+		opts = append(opts, fstaid.WithHandler("handler", fstaid.CommandHandler(c.Handler.Command), c.Handler.Timeout))
+	}
 	return opts, nil
 }
 
-func (s *CheckSection) check(debug bool) (fstaid.Check, error) {
+func (s *CheckSection) check(c *Config, debug bool) (fstaid.Check, error) {
 	switch {
+	case s.IMDS:
+		return c.imdsCheck()
 	case s.HTTP != "":
 		c := fstaid.HTTP(s.HTTP)
 		if s.Proxy != "" {
@@ -637,13 +660,4 @@ func (s *CheckSection) check(debug bool) (fstaid.Check, error) {
 		c.LogStdout = debug
 		return c, nil
 	}
-}
-
-// handlerTimeouts is the sum of every handler's timeout, for the unit's
-// TimeoutStopSec advice.
-func (c *Config) handlerTimeouts() time.Duration {
-	if c.Handler == nil {
-		return 0
-	}
-	return c.Handler.Timeout
 }

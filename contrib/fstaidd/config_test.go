@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestOriginalConfigLoadsUnchanged(t *testing.T) {
 	if got := cfg.ListenAddress(); got != ":8080" {
 		t.Errorf("listen %s, want :8080 (users configured, as the original)", got)
 	}
-	if _, err := cfg.Options(); err != nil {
+	if _, err := cfg.Options(context.Background(), discard); err != nil {
 		t.Errorf("Options: %v", err)
 	}
 }
@@ -109,8 +110,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bool type", strings.Replace(validBase, "port = 8080", "port = 8080\ncontinue_if_self_check_failed = 1", 1), []string{"[global] continue_if_self_check_failed: must be true or false, got an integer"}},
 		{"handler missing executable", strings.Replace(validBase, `"/bin/true"`, `"/nonexistent/handler.rb --x"`, 1), []string{"[handler] command: /nonexistent/handler.rb is not an executable file"}},
 		{"handler timeout", strings.Replace(validBase, "timeout = 10", "timeout = 0", 1), []string{"[handler] timeout: must be more than 0 seconds"}},
-		{"primary no command", strings.Replace(validBase, "command = \"true\"", "", 1), []string{"[primary] command: is required (or a native check: http or tcp)"}},
-		{"primary two kinds", strings.Replace(validBase, "command = \"true\"", "command = \"true\"\ntcp = \"a:1\"", 1), []string{"[primary]: set only one of command, http and tcp"}},
+		{"primary no command", strings.Replace(validBase, "command = \"true\"", "", 1), []string{"[primary] command: is required (or a native check: http, tcp or imds)"}},
+		{"primary two kinds", strings.Replace(validBase, "command = \"true\"", "command = \"true\"\ntcp = \"a:1\"", 1), []string{"[primary]: set only one of command, http, tcp and imds"}},
 		{"primary pipeline", strings.Replace(validBase, "command = \"true\"", `command = "curl x | grep y"`, 1), []string{"[primary] command: command \"curl x | grep y\" contains a shell operator"}},
 		{"primary timeout missing", strings.Replace(validBase, "timeout = 1\n", "", 1), []string{"[primary] timeout: is required"}},
 		{"http url", strings.Replace(validBase, "command = \"true\"", `http = "ftp://x"`, 1), []string{`[primary] http: must be an http:// or https:// URL, got "ftp://x"`}},
@@ -215,7 +216,7 @@ func FuzzParseConfig(f *testing.F) {
 			cfg.Handler == nil || cfg.Handler.Timeout <= 0 || cfg.Primary == nil || cfg.Primary.Timeout <= 0 {
 			t.Fatalf("accepted an invalid config: %+v", cfg)
 		}
-		if _, err := cfg.Options(); err != nil {
+		if _, err := cfg.Options(context.Background(), discard); err != nil {
 			t.Fatalf("valid config, but Options: %v", err)
 		}
 	})

@@ -124,7 +124,7 @@ func (d *daemon) run(ctx context.Context) int {
 	notifier := systemd.NewNotifier()
 	met := newMetrics()
 	st := &statusLine{n: notifier, target: cfg.Global.Target}
-	opts, err := cfg.Options()
+	opts, err := cfg.Options(ctx, logger)
 	if err != nil {
 		logger.Error("configuration error", "error", err)
 		serveDrain(failLs, configErrorHandler(err), logger)

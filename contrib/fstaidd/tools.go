@@ -38,8 +38,10 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		fmt.Fprintf(out, "  PROBLEM: "+format+"\n", args...)
 	}
 
-	args, _ := fstaid.SplitCommand(cfg.Handler.Command)
-	fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", args[0], cfg.Handler.Timeout)
+	if cfg.Handler != nil {
+		args, _ := fstaid.SplitCommand(cfg.Handler.Command)
+		fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", args[0], cfg.Handler.Timeout)
+	}
 
 	lock := fstaid.NewFileLock(cfg.LockFile())
 	fmt.Fprintf(out, "lock: %s\n", lock.Path())
@@ -66,7 +68,7 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		if s == nil {
 			continue
 		}
-		c, err := s.check(debug)
+		c, err := s.check(cfg, debug)
 		if err != nil {
 			bad("%s check: %v", s.Name, err)
 			continue
@@ -84,7 +86,7 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		}
 		fmt.Fprintln(out)
 	}
-	for _, line := range extensionChecks(ctx, cfg) {
+	for _, line := range awsChecks(ctx, cfg) {
 		if strings.HasPrefix(line, "PROBLEM") {
 			problems++
 		}
@@ -98,10 +100,6 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 	return 0
 }
 
-// extensionChecks verifies extension handlers (AWS permissions by DryRun,
-// etcd reachability); each line starting with PROBLEM counts.
-var extensionChecks = func(ctx context.Context, cfg *Config) []string { return nil }
-
 func (s *CheckSection) describe() string {
 	switch {
 	case s.HTTP != "" && s.Proxy != "":
@@ -110,6 +108,8 @@ func (s *CheckSection) describe() string {
 		return "GET " + s.HTTP
 	case s.TCP != "":
 		return "tcp " + s.TCP
+	case s.IMDS:
+		return "IMDSv2 instance-id"
 	}
 	return strconv.Quote(s.Command)
 }

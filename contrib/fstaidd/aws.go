@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/fstaid/fstaid"
+	awsx "github.com/fstaid/fstaid/contrib/aws"
+)
+
+// The [aws] section is decoded and validated by contrib/aws; the daemon
+// only reports its problems with the rest and wires its handlers in.
+
+func (d *decoder) aws(cfg *Config) {
+	v, ok := cfg.ext["aws"]
+	if !ok {
+		return
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		d.errorf("", "aws", "must be a table ([aws]), got %s", typeName(v))
+		return
+	}
+	ac, err := awsx.DecodeConfig(m)
+	if err != nil {
+		for _, e := range flatten(err) {
+			d.errs = multierror.Append(d.errs, fmt.Errorf("[aws] %w", e))
+		}
+		return
+	}
+	cfg.AWS = ac
+}
+
+// flatten lists the errors joined in err.
+func flatten(err error) []error {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	var lines []error
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, errors.New(l))
+		}
+	}
+	return lines
+}
+
+// awsHandlers builds the configured AWS handlers on one EC2 client
+// (credentials and region from the SDK's default chain, or [aws] region).
+func (c *Config) awsHandlers(ctx context.Context, logger *slog.Logger) ([]awsx.Handler, error) {
+	if c.AWS == nil || len(c.AWS.ElasticIP)+len(c.AWS.ENI)+len(c.AWS.SecondaryIP)+len(c.AWS.RouteTable) == 0 {
+		return nil, nil
+	}
+	client, err := awsx.NewClient(ctx, c.AWS.ClientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: [aws]: %w", errConfig, err)
+	}
+	hs, err := c.AWS.Handlers(client, awsx.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
+	}
+	return hs, nil
+}
+
+// imdsCheck is the native IMDSv2 check, configured by [aws.imds].
+func (c *Config) imdsCheck() (fstaid.Check, error) {
+	var ic awsx.IMDSConfig
+	if c.AWS != nil && c.AWS.IMDS != nil {
+		ic = *c.AWS.IMDS
+	}
+	return awsx.NewIMDSCheck(ic)
+}
+
+// awsChecks is `fstaidd check`'s part for AWS: each handler's IAM
+// permissions by DryRun calls (DryRunOperation = allowed) and its
+// resources (same availability zone, subnet, routes, source/dest check).
+func awsChecks(ctx context.Context, cfg *Config) []string {
+	hs, err := cfg.awsHandlers(ctx, discard)
+	if err != nil {
+		return []string{"PROBLEM: " + err.Error()}
+	}
+	var lines []string
+	for _, h := range hs {
+		if err := h.DryRun(ctx); err != nil {
+			lines = append(lines, fmt.Sprintf("PROBLEM: aws handler %s: permissions (DryRun): %v", h.Name(), err))
+		} else {
+			lines = append(lines, fmt.Sprintf("aws handler %s: permissions OK (DryRun)", h.Name()))
+		}
+		if err := h.Validate(ctx); err != nil {
+			lines = append(lines, fmt.Sprintf("PROBLEM: aws handler %s: %v", h.Name(), err))
+		} else {
+			lines = append(lines, fmt.Sprintf("aws handler %s: resources OK (timeout %v)", h.Name(), h.Timeout()))
+		}
+	}
+	return lines
+}
+
+var discard = slog.New(slog.DiscardHandler)
