@@ -1,0 +1,720 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Exit statuses of fstaidd (README.md, "Exit statuses").
+const (
+	exitStopped       = 0
+	exitFailedOver    = 10
+	exitHandlerFailed = 11
+	exitLocked        = 12
+	exitStartupCheck  = 13
+	exitSelfCheck     = 14
+	exitConfig        = 78
+)
+
+func wantExit(t *testing.T, d *daemon, timeout time.Duration, want int) {
+	t.Helper()
+	if got := d.wait(t, timeout); got != want {
+		t.Fatalf("fstaidd exit status = %d, want %d; log:\n%s", got, want, tail(d.logPath))
+	}
+}
+
+// armed starts fstaidd in the monitor namespace and waits until it is
+// armed.
+func armed(t *testing.T, cfg string) *daemon {
+	t.Helper()
+	d := startDaemon(t, "monitor", cfg)
+	d.waitReady()
+	d.waitStatus(15*time.Second, "state armed", func(st *status) bool { return st.State == "armed" })
+	return d
+}
+
+// wantRecordBeforeHandler asserts that the lock file already held a
+// failing-over record when the handler started.
+func wantRecordBeforeHandler(t *testing.T, c handlerCall, reason string) {
+	t.Helper()
+	var r record
+	if err := json.Unmarshal([]byte(c.lock), &r); err != nil {
+		t.Fatalf("when the handler started, the lock file was %q (%v): the record must be written before any handler runs", c.lock, err)
+	}
+	if r.State != "failing-over" || r.Event == nil || r.Event.Reason != reason {
+		t.Errorf("record when the handler started: state %q event %+v, want failing-over, reason %s", r.State, r.Event, reason)
+	}
+}
+
+// wantDoneRecord asserts the final record of a successful failover by
+// the daemon d.
+func wantDoneRecord(t *testing.T, s *scenario, d *daemon, reason string) *record {
+	t.Helper()
+	r := s.readRecord()
+	if r.State != "done" {
+		t.Errorf("record state = %q, want done", r.State)
+	}
+	if r.PID != d.cmd.Process.Pid {
+		t.Errorf("record pid = %d, want fstaidd's %d", r.PID, d.cmd.Process.Pid)
+	}
+	if r.Host == "" || r.Time.IsZero() {
+		t.Errorf("record host %q time %v: both must be set", r.Host, r.Time)
+	}
+	if r.Event == nil || r.Event.Reason != reason {
+		t.Fatalf("record event = %+v, want reason %s", r.Event, reason)
+	}
+	if len(r.Handlers) != 1 || r.Handlers[0].Name != "handler" || r.Handlers[0].Error != "" || r.Handlers[0].DurationNS <= 0 {
+		t.Errorf("record handlers = %+v, want one successful run of \"handler\" with its duration", r.Handlers)
+	} else if r.Handlers[0].Start.Before(r.Time) {
+		t.Errorf("handler started %v, before the lock was taken %v", r.Handlers[0].Start, r.Time)
+	}
+	return r
+}
+
+// Scenario 1: the target process dies. Exactly one failover; the record
+// is on disk before the handler runs; the handler sees the original's
+// argv and the FSTAID_* environment.
+func TestScenario01TargetDies(t *testing.T) {
+	tp := newTopology(t, true)
+	s := newScenario(t)
+	cfg := s.writeConfig("interval = 0.2\nmaxattempts = 3\nattempt_interval = 0.1\ntarget = \"web-01\"\n",
+		primaryCurl+secondaryCurl+selfCurl)
+	d := armed(t, cfg)
+
+	tp.target.stop() // the service dies; its host stays up (connection refused)
+	wantExit(t, d, 20*time.Second, exitFailedOver)
+
+	c := s.oneCall()
+	// curl exit 7: connection refused; 22: -f and the bastion's 502.
+	wantArgv(t, c, "7", "false", "22", "false")
+	wantEnv(t, c, "FSTAID_REASON", "auto", "FSTAID_TARGET", "web-01",
+		"FSTAID_PRIMARY_EXIT", "7", "FSTAID_PRIMARY_TIMED_OUT", "false", "FSTAID_PRIMARY_ATTEMPTS", "3",
+		"FSTAID_SECONDARY_EXIT", "22", "FSTAID_SECONDARY_TIMED_OUT", "false",
+		"FSTAID_SELF_EXIT", "0")
+	wantEnvSet(t, c, "FSTAID_TIME", "FSTAID_ROUND_START", "FSTAID_ROUND_DURATION", "FSTAID_PRIMARY_DURATION")
+	wantRecordBeforeHandler(t, c, "auto")
+	r := wantDoneRecord(t, s, d, "auto")
+	if r.Event.Target != "web-01" || r.Event.Primary.ExitStatus != 7 || r.Event.Secondary.ExitStatus != 22 ||
+		r.Event.Primary.Attempts != 3 || r.Event.Primary.TimedOut || r.Event.Secondary.TimedOut {
+		t.Errorf("record event = %+v, want target web-01, primary exit 7 after 3 attempts, secondary exit 22", r.Event)
+	}
+	wantLog(t, d.logText(), "target is dead: failing over", "failover done; every handler succeeded")
+	if n := countLines(d.logText(), "failover lock taken"); n != 1 {
+		t.Errorf("the log shows %d failovers, want 1", n)
+	}
+}
+
+// Scenario 2: the monitor↔target link is cut; the bastion still reaches
+// the target, so the secondary check vetoes the failover, loudly. Once
+// with the original's curl commands, once with native HTTP checks.
+func TestScenario02MonitorTargetLinkCut(t *testing.T) {
+	for _, tc := range []struct {
+		name, sections  string
+		wantPrimaryExit int
+	}{
+		{"curl", primaryCurl + secondaryCurl + selfCurl, 7}, // curl: network unreachable
+		{"native", primaryHTTP + secondaryHTTP + selfCurl, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newTopology(t, true)
+			s := newScenario(t)
+			d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 2\n", tc.sections))
+
+			linkDown(t, "monitor", "m-t")
+			st := d.waitStatus(15*time.Second, "a round with verdict secondary-alive", func(st *status) bool {
+				return st.LastRound != nil && st.LastRound.Verdict == "secondary-alive"
+			})
+			if p := st.LastRound.Primary; p == nil || p.Passed || p.ExitStatus != tc.wantPrimaryExit {
+				t.Errorf("last round's primary = %+v, want failed with exit %d", p, tc.wantPrimaryExit)
+			}
+			if sec := st.LastRound.Secondary; sec == nil || !sec.Passed {
+				t.Errorf("last round's secondary = %+v, want passed (through the bastion)", sec)
+			}
+			// Several more rounds: still no failover.
+			first := st.Rounds
+			d.waitStatus(15*time.Second, "3 more rounds", func(st *status) bool { return st.Rounds >= first+3 })
+			if st, _ := d.status(); st == nil || st.State != "armed" {
+				t.Errorf("state = %+v, want still armed", st)
+			}
+			s.noCalls()
+			s.noLock()
+			wantLog(t, d.logText(), "TARGET LOOKS DEAD FROM HERE BUT ALIVE FROM THE SECONDARY VANTAGE POINT")
+
+			d.signal(syscall.SIGTERM)
+			wantExit(t, d, 10*time.Second, exitStopped)
+			s.noCalls()
+		})
+	}
+}
+
+// Scenario 3: the monitor itself is cut off: the self check fails, so
+// there is no failover, and fstaidd exits 14 (systemd restarts it). With
+// continue_if_self_check_failed it skips rounds instead.
+func TestScenario03MonitorIsolated(t *testing.T) {
+	t.Run("exit-14", func(t *testing.T) {
+		newTopology(t, true)
+		s := newScenario(t)
+		d := armed(t, s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl+selfCurl))
+		linkDown(t, "monitor", "m-t")
+		linkDown(t, "monitor", "m-b")
+		wantExit(t, d, 15*time.Second, exitSelfCheck)
+		s.noCalls()
+		s.noLock()
+		wantLog(t, d.logText(), "self check failed: this monitor is cut off; stopping without failover")
+	})
+	t.Run("continue_if_self_check_failed", func(t *testing.T) {
+		newTopology(t, true)
+		s := newScenario(t)
+		d := armed(t, s.writeConfig("interval = 0.2\ncontinue_if_self_check_failed = true\n", primaryCurl+secondaryCurl+selfCurl))
+		linkDown(t, "monitor", "m-t")
+		linkDown(t, "monitor", "m-b")
+		st := d.waitStatus(15*time.Second, "a round with verdict self-check-failed", func(st *status) bool {
+			return st.LastRound != nil && st.LastRound.Verdict == "self-check-failed"
+		})
+		first := st.Rounds
+		d.waitStatus(15*time.Second, "3 more rounds", func(st *status) bool { return st.Rounds >= first+3 })
+		s.noCalls()
+		s.noLock()
+		wantLog(t, d.logText(), "self check failed: skipping the round")
+		d.signal(syscall.SIGTERM)
+		wantExit(t, d, 10*time.Second, exitStopped)
+	})
+}
+
+// Scenario 4: a flapping target (every third request fails) for 60
+// rounds: each round retries within maxattempts, so there is never a
+// failover.
+func TestScenario04Flapping(t *testing.T) {
+	tp := newTopology(t, true)
+	s := newScenario(t)
+	d := armed(t, s.writeConfig("interval = 0.05\nmaxattempts = 3\n", primaryCurl+secondaryCurl+selfCurl))
+	tp.setTarget("flap=3")
+	st, _ := d.status()
+	first := st.Rounds
+	d.waitStatus(60*time.Second, "60 rounds against the flapping target", func(st *status) bool {
+		return st.Rounds >= first+60
+	})
+	if f := tp.targetCount("failures"); f < 15 {
+		t.Errorf("the target failed only %d requests: it did not flap", f)
+	}
+	st, _ = d.status()
+	if st == nil || st.State != "armed" {
+		t.Errorf("after 60 flapping rounds: %+v, want armed", st)
+	}
+	s.noCalls()
+	s.noLock()
+	if n := countLines(d.logText(), "event=check-failed"); n < 15 {
+		t.Errorf("the log shows %d failed attempts, want the flapping to show", n)
+	}
+	d.signal(syscall.SIGTERM)
+	wantExit(t, d, 10*time.Second, exitStopped)
+}
+
+// Scenario 5: the target answers, but slower than the check's timeout:
+// that is a failure (timed out, exit -1). With the secondary healthy (a
+// longer timeout through the bastion) there is no failover; with the
+// secondary timing out too, the handler sees "-1 true -1 true".
+func TestScenario05SlowTarget(t *testing.T) {
+	const primary = "[primary]\nhttp = \"http://target/\"\ntimeout = 0.4\n"
+	t.Run("secondary-healthy", func(t *testing.T) {
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		secondary := "[secondary]\nhttp = \"http://target/\"\nproxy = \"http://bastion:3128\"\ntimeout = 4\n"
+		d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 2\n", primary+secondary))
+		tp.setTarget("slow=1.2s")
+		st := d.waitStatus(20*time.Second, "a round with verdict secondary-alive", func(st *status) bool {
+			return st.LastRound != nil && st.LastRound.Verdict == "secondary-alive"
+		})
+		if p := st.LastRound.Primary; p == nil || !p.TimedOut || p.ExitStatus != -1 || p.Passed {
+			t.Errorf("primary of a slow target = %+v, want timed out, exit -1", p)
+		}
+		if sec := st.LastRound.Secondary; sec == nil || !sec.Passed {
+			t.Errorf("secondary = %+v, want passed", sec)
+		}
+		first := st.Rounds
+		d.waitStatus(20*time.Second, "2 more rounds", func(st *status) bool { return st.Rounds >= first+2 })
+		s.noCalls()
+		s.noLock()
+		d.signal(syscall.SIGTERM)
+		wantExit(t, d, 10*time.Second, exitStopped)
+	})
+	t.Run("secondary-slow-too", func(t *testing.T) {
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		secondary := "[secondary]\nhttp = \"http://target/\"\nproxy = \"http://bastion:3128\"\ntimeout = 0.4\n"
+		d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 2\n", primary+secondary))
+		tp.setTarget("slow=3s")
+		wantExit(t, d, 20*time.Second, exitFailedOver)
+		c := s.oneCall()
+		wantArgv(t, c, "-1", "true", "-1", "true")
+		wantEnv(t, c, "FSTAID_PRIMARY_TIMED_OUT", "true", "FSTAID_SECONDARY_TIMED_OUT", "true", "FSTAID_PRIMARY_ATTEMPTS", "2")
+		r := wantDoneRecord(t, s, d, "auto")
+		if !r.Event.Primary.TimedOut || r.Event.Primary.ExitStatus != -1 || !r.Event.Secondary.TimedOut {
+			t.Errorf("record event = %+v, want both checks timed out (-1)", r.Event)
+		}
+	})
+}
+
+// Scenario 6: a check command that ignores SIGTERM and forks children
+// that ignore it too. At the timeout the whole process group is killed:
+// afterwards no process of it remains.
+func TestScenario06HungCheckLeavesNothing(t *testing.T) {
+	newTopology(t, true)
+	s := newScenario(t)
+	check := filepath.Join(s.dir, "check-hang.sh")
+	hang := filepath.Join(s.dir, "hang")
+	pids := filepath.Join(s.dir, "pids")
+	script := fmt.Sprintf(`#!/bin/sh
+# A check that ignores SIGTERM and leaves children behind while %[1]s
+# exists; a plain curl check otherwise.
+if [ ! -e %[1]q ]; then exec curl -s -f http://target/; fi
+trap '' TERM
+echo $$ >> %[2]q
+sleep 300 &
+echo $! >> %[2]q
+( trap '' TERM; sleep 300 & echo $! >> %[2]q; wait ) &
+echo $! >> %[2]q
+wait
+`, hang, pids)
+	if err := os.WriteFile(check, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	primary := fmt.Sprintf("[primary]\ncommand = %q\ntimeout = 0.5\n", check)
+	d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 1\n", primary+secondaryCurl))
+	fstaiddPid := d.cmd.Process.Pid
+
+	if err := os.WriteFile(hang, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := d.waitStatus(15*time.Second, "a round whose primary timed out", func(st *status) bool {
+		return st.LastRound != nil && st.LastRound.Primary != nil && st.LastRound.Primary.TimedOut
+	})
+	first := st.Rounds
+	d.waitStatus(15*time.Second, "2 more hung rounds", func(st *status) bool { return st.Rounds >= first+2 })
+	os.Remove(hang)
+	d.waitStatus(15*time.Second, "a healthy round after the hang", func(st *status) bool {
+		return st.LastRound != nil && st.LastRound.Verdict == "healthy"
+	})
+
+	b, _ := os.ReadFile(pids)
+	var all []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		all = append(all, pid)
+	}
+	if len(all) < 8 {
+		t.Fatalf("the hung check recorded only %d pids (%q): it did not run twice", len(all), b)
+	}
+	for _, pid := range all {
+		if alive(pid) {
+			t.Errorf("pid %d of a timed-out check is still running (%s)", pid, procComm(pid))
+		}
+	}
+	// Nothing else runs in the monitor's namespace but fstaidd (its
+	// current check may be in flight: wait for a moment without one).
+	waitFor(t, 5*time.Second, "only fstaidd in the monitor namespace", func() bool {
+		out, _ := exec.Command("ip", "netns", "pids", "monitor").Output()
+		for _, f := range strings.Fields(string(out)) {
+			if pid, _ := strconv.Atoi(f); pid != fstaiddPid && alive(pid) {
+				return false
+			}
+		}
+		return true
+	})
+	s.noCalls()
+	reapZombies(all)
+	d.signal(syscall.SIGTERM)
+	wantExit(t, d, 10*time.Second, exitStopped)
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func procComm(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return strings.ReplaceAll(string(b), "\x00", " ")
+}
+
+// reapZombies waits for the given pids if they were reparented to us
+// (the harness is PID 1 of its pid namespace): only these, never any
+// pid os/exec waits for.
+func reapZombies(pids []int) {
+	for _, pid := range pids {
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+	}
+}
+
+// Scenario 7: 100 concurrent POST /fail. While the loop is failing over,
+// every request gets 409 with the record and the handler runs once; with
+// a healthy target, exactly one request fails over and 99 get 409.
+func TestScenario07ConcurrentFail(t *testing.T) {
+	const n = 100
+	post := func(d *daemon) []int {
+		codes := make([]int, n)
+		bodies := make([][]byte, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, body, err := d.request("POST", "/fail")
+				if err != nil {
+					codes[i], bodies[i] = -1, []byte(err.Error())
+					return
+				}
+				codes[i], bodies[i] = code, body
+			}()
+		}
+		wg.Wait()
+		for i, code := range codes {
+			if code == http.StatusConflict || code == http.StatusOK {
+				var fr failResponse
+				if err := json.Unmarshal(bodies[i], &fr); err != nil || fr.Record == nil {
+					t.Errorf("POST /fail %d: %d with body %s: want the record", i, code, bodies[i])
+				}
+			}
+		}
+		return codes
+	}
+	count := func(codes []int, want int) int {
+		k := 0
+		for _, c := range codes {
+			if c == want {
+				k++
+			}
+		}
+		return k
+	}
+
+	t.Run("while-the-loop-fails-over", func(t *testing.T) {
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		s.writeHandler(2*time.Second, 0)
+		d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 1\n", primaryCurl+secondaryCurl))
+		tp.target.stop()
+		waitFor(t, 15*time.Second, "the loop's handler to start", func() bool {
+			_, err := os.Stat(filepath.Join(s.calls, "call.1"))
+			return err == nil
+		})
+		codes := post(d)
+		if k := count(codes, http.StatusConflict); k != n {
+			t.Errorf("%d of %d concurrent POST /fail got 409, want all (codes %v)", k, n, codes)
+		}
+		wantExit(t, d, 20*time.Second, exitFailedOver)
+		c := s.oneCall()
+		wantArgv(t, c, "7", "false", "22", "false")
+		wantDoneRecord(t, s, d, "auto")
+	})
+	t.Run("racing-each-other", func(t *testing.T) {
+		newTopology(t, true)
+		s := newScenario(t)
+		s.writeHandler(500*time.Millisecond, 0)
+		d := armed(t, s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl))
+		codes := post(d)
+		if ok, conflict := count(codes, http.StatusOK), count(codes, http.StatusConflict); ok != 1 || conflict != n-1 {
+			t.Errorf("concurrent POST /fail: %d got 200 and %d got 409, want 1 and %d (codes %v)", ok, conflict, n-1, codes)
+		}
+		wantExit(t, d, 20*time.Second, exitFailedOver)
+		c := s.oneCall()
+		wantArgv(t, c, "1", "false", "1", "false")
+		wantEnv(t, c, "FSTAID_REASON", "manual")
+		wantDoneRecord(t, s, d, "manual")
+	})
+}
+
+// Scenario 8: fstaidd is SIGKILLed while a slow handler runs. The record
+// stays in state failing-over; the next start refuses (12) and the
+// handler is not run again.
+func TestScenario08KilledDuringHandler(t *testing.T) {
+	tp := newTopology(t, true)
+	s := newScenario(t)
+	s.writeHandler(30*time.Second, 0)
+	cfg := s.writeConfig("interval = 0.2\nmaxattempts = 1\n", primaryCurl+secondaryCurl)
+	d := armed(t, cfg)
+	tp.target.stop()
+	pidFile := filepath.Join(s.calls, "call.1", "pid")
+	waitFor(t, 15*time.Second, "the handler to start and record its call", func() bool {
+		_, err := os.Stat(filepath.Join(s.calls, "call.1", "lock"))
+		return err == nil
+	})
+	d.signal(syscall.SIGKILL)
+	d.wait(t, 10*time.Second)
+	// The handler ran in its own process group and outlived fstaidd (under
+	// systemd, KillMode=mixed would reap it with the unit): end it, by
+	// the pid it recorded.
+	b, _ := os.ReadFile(pidFile)
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+		syscall.Kill(-pid, syscall.SIGKILL)
+		waitFor(t, 5*time.Second, "the orphaned handler to die", func() bool { return !alive(pid) })
+		reapZombies([]int{pid})
+	}
+	r := s.readRecord()
+	if r.State != "failing-over" || r.Event == nil || r.Event.Reason != "auto" || r.PID != d.cmd.Process.Pid {
+		t.Errorf("record after SIGKILL = %+v, want failing-over by pid %d, reason auto", r, d.cmd.Process.Pid)
+	}
+	before, _ := os.ReadFile(s.lockPath())
+
+	tp.startTarget() // even with a healthy target, the record wins
+	d2 := startDaemon(t, "monitor", cfg)
+	wantExit(t, d2, 15*time.Second, exitLocked)
+	if calls := s.handlerCalls(); len(calls) != 1 {
+		t.Errorf("handler ran %d times, want once (not again after the restart)", len(calls))
+	}
+	after, _ := os.ReadFile(s.lockPath())
+	if string(after) != string(before) {
+		t.Errorf("the refused start changed the record:\n%s\n->\n%s", before, after)
+	}
+	log := d2.logText()
+	wantLog(t, log, s.lockPath(), "state failing-over", "refusing to start")
+	if tp.targetCount("requests") != 0 {
+		t.Errorf("the refused start checked the target %d times, want none", tp.targetCount("requests"))
+	}
+}
+
+// Scenario 9: start-up refusals, each with its exit status and one log
+// line naming the cause; nothing is checked and no handler runs.
+func TestScenario09StartupRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, s *scenario) (global, sections string)
+		want    int
+		says    []string
+	}{
+		{
+			name: "lock-present-original-empty-file",
+			prepare: func(t *testing.T, s *scenario) (string, string) {
+				if err := os.WriteFile(s.lockPath(), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return "interval = 0.2\n", primaryCurl + secondaryCurl
+			},
+			want: exitLocked,
+			says: []string{"refusing to start", "fstaid." + daemonPort + ".lock", "bare lock file"},
+		},
+		{
+			name: "lock-dir-read-only",
+			prepare: func(t *testing.T, s *scenario) (string, string) {
+				// Root ignores file modes: make it a read-only mount (in
+				// the harness's private mount namespace).
+				run(t, "mount", "--bind", s.lockDir, s.lockDir)
+				t.Cleanup(func() { exec.Command("umount", s.lockDir).Run() })
+				run(t, "mount", "-o", "remount,bind,ro", s.lockDir)
+				return "interval = 0.2\n", primaryCurl + secondaryCurl
+			},
+			want: exitConfig,
+			says: []string{"lock"},
+		},
+		{
+			name: "handler-missing",
+			prepare: func(t *testing.T, s *scenario) (string, string) {
+				s.handler = filepath.Join(s.dir, "no-such-handler.sh")
+				return "interval = 0.2\n", primaryCurl + secondaryCurl
+			},
+			want: exitConfig,
+			says: []string{"[handler] command", "no-such-handler.sh"},
+		},
+		{
+			name: "bad-config",
+			prepare: func(t *testing.T, s *scenario) (string, string) {
+				return "interval = -1\nmaxattempt = 3\n", primaryCurl + "[secondary]\ntimeout = 1\n"
+			},
+			want: exitConfig,
+			says: []string{"3 problems", "[global] maxattempt: unknown key (did you mean", "maxattempts", "[global] interval", "[secondary] command"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopology(t, true)
+			s := newScenario(t)
+			global, sections := tc.prepare(t, s)
+			d := startDaemon(t, "monitor", s.writeConfig(global, sections))
+			wantExit(t, d, 15*time.Second, tc.want)
+			log := d.logText()
+			t.Logf("fstaidd exited %d and said:\n%s", tc.want, log)
+			for _, want := range tc.says {
+				if !strings.Contains(log, want) {
+					t.Errorf("the log does not name the cause %q:\n%s", want, log)
+				}
+			}
+			if errs := countLines(log, "level=ERROR"); errs == 0 {
+				t.Errorf("no error line in the log:\n%s", log)
+			}
+			s.noCalls()
+			if tc.want != exitLocked {
+				s.noLock()
+			}
+			if n := tp.targetCount("requests"); n != 0 {
+				t.Errorf("a refused start checked the target %d times, want none", n)
+			}
+		})
+	}
+}
+
+// Scenario 10: a config written in the original fstaid's format (integer
+// seconds, every key it knew, the curl checks of its example, [[user]])
+// and a handler written to the original's argv contract work unchanged.
+func TestScenario10OriginalConfig(t *testing.T) {
+	tp := newTopology(t, true)
+	s := newScenario(t)
+	handler := filepath.Join(s.dir, "failover.sh")
+	// In the style of the original's example handler: four positional
+	// arguments, numbers and true/false, and nothing else relied on.
+	script := fmt.Sprintf(`#!/bin/sh
+[ $# -eq 4 ] || { echo "want 4 arguments, got $#: $*" >&2; exit 64; }
+primary_exit=$1 primary_timedout=$2 secondary_exit=$3 secondary_timedout=$4
+case "$primary_exit$secondary_exit" in *[!0-9-]*) echo "exit statuses must be integers" >&2; exit 64;; esac
+case "$primary_timedout $secondary_timedout" in
+  "true true"|"true false"|"false true"|"false false") ;;
+  *) echo "timed-out flags must be true or false" >&2; exit 64;;
+esac
+d=%q
+mkdir "$d/call.1" || exit 1
+printf '%%s\n' "$@" > "$d/call.1/argv"
+env | grep '^FSTAID_' | sort > "$d/call.1/env"
+cat %q > "$d/call.1/lock"
+echo "moved the address away from the target (primary=$primary_exit/$primary_timedout secondary=$secondary_exit/$secondary_timedout)"
+`, s.calls, s.lockPath())
+	if err := os.WriteFile(handler, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(s.dir, "fstaid.log")
+	cfg := fmt.Sprintf(`# fstaid.toml, in the original fstaid's format
+[global]
+port = 8080
+interval = 1
+maxattempts = 3
+attempt_interval = 0
+lockdir = %q
+log = %q
+mode = "release"
+continue_if_self_check_failed = false
+
+[handler]
+command = %q
+timeout = 300
+
+[primary]
+command = "curl -s -f target"
+timeout = 3
+
+[secondary]
+command = "curl -s -f -x bastion:3128 target"
+timeout = 3
+
+[self]
+command = "curl -s -f bastion:3128"
+timeout = 3
+
+[[user]]
+userid = "ops"
+password = "s3cret"
+`, s.lockDir, logFile, handler)
+	cfgPath := filepath.Join(s.dir, "fstaid.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := armed(t, cfgPath)
+
+	// The original's HTTP API: /ping without auth, the rest behind it.
+	resp, err := d.client.Get(d.base + "/ping")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /ping without auth: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := d.client.Get(d.base + "/status"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /status without auth: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if code, _, err := d.request("GET", "/fail"); err != nil || code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /fail: %d %v, want 405 (a GET must never fail over)", code, err)
+	}
+
+	tp.target.stop()
+	wantExit(t, d, 20*time.Second, exitFailedOver)
+	c := s.oneCall()
+	wantArgv(t, c, "7", "false", "22", "false")
+	wantRecordBeforeHandler(t, c, "auto")
+	wantDoneRecord(t, s, d, "auto")
+	// [global] log is where the log went.
+	b, _ := os.ReadFile(logFile)
+	wantLog(t, string(b), "target is dead: failing over", "failover done")
+}
+
+// Scenario 11: the target is already dead at start-up. fstaidd serves
+// unarmed (READY=1, STATUS= and /status say why), never fails over by
+// itself, and a manual POST /fail still fails over. With startup_check =
+// "exit" it exits 13 instead, as the original did.
+func TestScenario11DeadAtStartup(t *testing.T) {
+	t.Run("wait", func(t *testing.T) {
+		tp := newTopology(t, true)
+		tp.target.stop()
+		s := newScenario(t)
+		d := startDaemon(t, "monitor", s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl+selfCurl))
+		d.waitReady()
+		st := d.waitStatus(10*time.Second, "state unarmed", func(st *status) bool { return st.State == "unarmed" })
+		if st.Armed || !strings.Contains(st.Reason, "primary check failed") {
+			t.Errorf("/status = %+v, want unarmed with the primary check as the reason", st)
+		}
+		waitFor(t, 5*time.Second, "STATUS=unarmed: ...", func() bool {
+			line, ok := d.notify.has("STATUS=unarmed:")
+			return ok && strings.Contains(line, "primary")
+		})
+		// Several intervals: still unarmed, no failover.
+		first := st.Rounds
+		st = d.waitStatus(10*time.Second, "5 more start-up rounds", func(st *status) bool { return st.Rounds >= first+5 })
+		if st.State != "unarmed" {
+			t.Errorf("state = %s, want still unarmed", st.State)
+		}
+		s.noCalls()
+		s.noLock()
+
+		code, body, err := d.request("POST", "/fail?exit=5")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("POST /fail while unarmed: %d %v %s, want 200", code, err, body)
+		}
+		var fr failResponse
+		if err := json.Unmarshal(body, &fr); err != nil || !fr.Accepted || fr.Record == nil || fr.Record.State != "done" {
+			t.Errorf("POST /fail answer = %s, want accepted with the done record", body)
+		}
+		wantExit(t, d, 15*time.Second, exitFailedOver)
+		c := s.oneCall()
+		wantArgv(t, c, "5", "false", "5", "false")
+		wantEnv(t, c, "FSTAID_REASON", "manual")
+		if !strings.HasPrefix(c.env["FSTAID_REQUESTED_BY"], authUser+"@") {
+			t.Errorf("FSTAID_REQUESTED_BY = %q, want %s@<address>", c.env["FSTAID_REQUESTED_BY"], authUser)
+		}
+		wantRecordBeforeHandler(t, c, "manual")
+		wantDoneRecord(t, s, d, "manual")
+	})
+	t.Run("exit", func(t *testing.T) {
+		tp := newTopology(t, true)
+		tp.target.stop()
+		s := newScenario(t)
+		d := startDaemon(t, "monitor", s.writeConfig("interval = 0.2\nstartup_check = \"exit\"\n", primaryCurl+secondaryCurl+selfCurl))
+		wantExit(t, d, 15*time.Second, exitStartupCheck)
+		s.noCalls()
+		s.noLock()
+		wantLog(t, d.logText(), "start-up check failed")
+	})
+}
