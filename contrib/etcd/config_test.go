@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -114,7 +115,9 @@ func TestOpen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Lock().Load(ctx); err == nil {
+	lctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := s.Lock().Load(lctx); err == nil {
 		t.Error("Load after Close succeeded; the client should be closed")
 	}
 

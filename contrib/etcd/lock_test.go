@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,7 +211,7 @@ func TestRecordSurvivesHolderDeath(t *testing.T) {
 // revoked by someone else); the record stays.
 func TestDoneWhenHolderLeaseRevoked(t *testing.T) {
 	srv := startEtcd(t)
-	a := newStore(t, "/done", "a", endpoints(srv))
+	a := newStore(t, "/done", "a", endpoints(srv), WithHolderTTL(3*time.Second)) // renewed every second
 	ctx := ctxTimeout(t, 20*time.Second)
 	select {
 	case <-a.Lock().Done():
@@ -355,5 +356,108 @@ func TestFailClosedWhenEtcdStops(t *testing.T) {
 	// And a Monitor refuses to start.
 	if err := m.Run(ctx); !errors.Is(err, fstaid.ErrLockUnavailable) {
 		t.Errorf("Run with etcd down = %v, want ErrLockUnavailable", err)
+	}
+}
+
+// Probe proves write permission on the record and holder keys without
+// writing: a read-only user fails it, a read-write user passes and can
+// take the lock.
+func TestProbeChecksPermissions(t *testing.T) {
+	srv := startEtcd(t)
+	admin := newClient(t, endpoints(srv)...)
+	ctx := ctxTimeout(t, 20*time.Second)
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(admin.UserAdd(ctx, "root", "rootpw"))
+	must(admin.UserGrantRole(ctx, "root", "root"))
+	for _, u := range []struct {
+		name string
+		perm clientv3.PermissionType
+	}{{"ro", clientv3.PermissionType(clientv3.PermRead)}, {"rw", clientv3.PermissionType(clientv3.PermReadWrite)}} {
+		must(admin.UserAdd(ctx, u.name, u.name+"pw"))
+		must(admin.RoleAdd(ctx, u.name))
+		must(admin.RoleGrantPermission(ctx, u.name, "/auth/", clientv3.GetPrefixRangeEnd("/auth/"), u.perm))
+		must(admin.UserGrantRole(ctx, u.name, u.name))
+	}
+	must(admin.AuthEnable(ctx))
+
+	open := func(user string) *Store {
+		s, err := Open(&Config{Endpoints: endpoints(srv), Prefix: "/auth", Username: user, Password: user + "pw", DialTimeout: 2}, nil, WithLogger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ro, rw := open("ro"), open("rw")
+	if rec, err := ro.Lock().Load(ctx); err != nil || rec != nil {
+		t.Fatalf("read-only Load = %+v, %v", rec, err)
+	}
+	err := ro.Lock().Probe(ctx)
+	if !errors.Is(err, fstaid.ErrLockUnavailable) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("read-only Probe = %v, want permission denied (ErrLockUnavailable)", err)
+	}
+	if err := rw.Lock().Probe(ctx); err != nil {
+		t.Fatalf("read-write Probe: %v", err)
+	}
+	if rec, err := rw.Lock().Load(ctx); err != nil || rec != nil {
+		t.Fatalf("Probe wrote something: %+v, %v", rec, err)
+	}
+	if err := rw.Lock().Acquire(ctx, testRecord("rw")); err != nil {
+		t.Fatalf("read-write Acquire: %v", err)
+	}
+}
+
+// A holder lease lost while a handler runs is recorded in the record
+// (LockLost); the record itself stays and is updated with the outcome.
+func TestMonitorRecordsLostLease(t *testing.T) {
+	srv := startEtcd(t)
+	s := newStore(t, "/lost", "a", endpoints(srv), WithHolderTTL(3*time.Second))
+	admin := newClient(t, endpoints(srv)...)
+	down := &target{}
+	down.dead.Store(true)
+	m, err := fstaid.New(
+		fstaid.WithPrimary(down.check(), time.Second),
+		fstaid.WithMaxAttempts(1),
+		fstaid.WithInterval(50*time.Millisecond),
+		fstaid.WithStartupCheck(fstaid.StartupCheckOff),
+		fstaid.WithHandler("slow", fstaid.HandlerFunc(func(ctx context.Context, ev *fstaid.Event) error {
+			// The holder lease goes while the handler runs.
+			st, err := s.Status(ctx)
+			if err != nil || st.Holder == nil {
+				return fmt.Errorf("status %+v: %v", st, err)
+			}
+			if _, err := admin.Revoke(ctx, clientv3.LeaseID(st.Holder.Lease)); err != nil {
+				return err
+			}
+			select {
+			case <-s.Lock().Done():
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}), 10*time.Second),
+		fstaid.WithLock(s.Lock()),
+		fstaid.WithLogger(nil),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	err = m.Run(ctx)
+	var fe *fstaid.FailoverError
+	if !errors.As(err, &fe) || fe.Err != nil {
+		t.Fatalf("Run = %v, want a successful failover", err)
+	}
+	if !fe.Record.LockLost {
+		t.Error("the returned record does not show the lost lease")
+	}
+	rec, err := s.Lock().Load(ctx)
+	if err != nil || rec == nil || !rec.LockLost || rec.State != fstaid.RecordDone {
+		t.Fatalf("record in etcd = %+v, %v; want done with LockLost", rec, err)
 	}
 }

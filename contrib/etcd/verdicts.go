@@ -90,6 +90,9 @@ type Verdicts struct {
 	wg      sync.WaitGroup
 }
 
+// closedSeq marks Verdicts closed: nothing is written after it.
+const closedSeq = ^uint64(0)
+
 type publication struct {
 	seq      uint64
 	withdraw bool
@@ -129,6 +132,9 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 	defer cancel()
 	v.wmu.Lock()
 	defer v.wmu.Unlock()
+	if v.written == closedSeq {
+		return errors.New("etcd: verdicts closed")
+	}
 	if p.seq <= v.written {
 		return nil // a later publication was written first
 	}
@@ -315,7 +321,7 @@ func (v *Verdicts) Close() error {
 
 	v.wmu.Lock()
 	defer v.wmu.Unlock()
-	v.written = ^uint64(0) // nothing may write after Close
+	v.written = closedSeq // nothing may write after Close
 	if v.lease == 0 {
 		return nil
 	}

@@ -198,3 +198,23 @@ func TestQuorumPanicsOnBadK(t *testing.T) {
 	}()
 	s.Verdicts().Quorum(0)
 }
+
+func TestVerdictsClose(t *testing.T) {
+	srv := startEtcd(t)
+	ss := verdictStores(t, "/close", 2, endpoints(srv))
+	ctx := ctxTimeout(t, 10*time.Second)
+	v := ss[0].Verdicts()
+	if err := v.Publish(ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close revoked the lease: the verdict is gone at once, not after a TTL.
+	if vs, err := ss[1].Verdicts().List(ctx); err != nil || len(vs) != 0 {
+		t.Fatalf("verdicts after Close: %+v %v", vs, err)
+	}
+	if err := v.Publish(ctx, true, ""); err == nil {
+		t.Fatal("Publish after Close succeeded")
+	}
+}
