@@ -3,6 +3,8 @@ package etcd
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,5 +73,35 @@ func TestClusterSurvivesOneMember(t *testing.T) {
 	defer cancel()
 	if err := c.Lock().Probe(short); !errors.Is(err, fstaid.ErrLockUnavailable) {
 		t.Fatalf("Probe without quorum = %v, want ErrLockUnavailable", err)
+	}
+}
+
+// Three monitors, each talking to a different member of a three-member
+// cluster, see the target die at once: exactly one handler runs.
+func TestClusterThreeMonitorsFailOverOnce(t *testing.T) {
+	ms := startCluster(t, 3)
+	var handled atomic.Int32
+	down := &target{}
+	down.dead.Store(true)
+	var mons []*fstaid.Monitor
+	for i, m := range ms {
+		s := newStore(t, "/three", fmt.Sprintf("mon%d", i), []string{m.endpoint})
+		mons = append(mons, newMonitor(t, monitorSpec{store: s, view: down, handled: &handled, startup: fstaid.StartupCheckOff}))
+	}
+	ctx := ctxTimeout(t, 30*time.Second)
+	errs := runAll(ctx, mons)
+	if n := handled.Load(); n != 1 {
+		t.Fatalf("handler ran %d times across three monitors on three members, want 1 (results %v)", n, errs)
+	}
+	failedOver := 0
+	for _, err := range errs {
+		if errors.Is(err, fstaid.ErrFailedOver) {
+			failedOver++
+		} else if !errors.Is(err, fstaid.ErrLocked) {
+			t.Errorf("unexpected Run result %v", err)
+		}
+	}
+	if failedOver != 1 {
+		t.Fatalf("results %v: want exactly one failover", errs)
 	}
 }

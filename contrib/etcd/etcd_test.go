@@ -23,6 +23,9 @@ import (
 // all be closed.
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChildMonitor())
+	}
 	code := m.Run()
 	if code == 0 {
 		if leaked := waitNoLeaks(10 * time.Second); leaked != "" {
