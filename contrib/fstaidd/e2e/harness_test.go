@@ -217,11 +217,17 @@ type proc struct {
 // in its own process group, logging to logPath. t.Cleanup stops it.
 func startProc(t *testing.T, name, ns, logPath string, env []string, argv ...string) *proc {
 	t.Helper()
+	return startProcArgv(t, name, logPath, env, append([]string{"ip", "netns", "exec", ns}, argv...)...)
+}
+
+// startProcArgv starts argv as is (see startProc).
+func startProcArgv(t *testing.T, name, logPath string, env []string, argv ...string) *proc {
+	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
