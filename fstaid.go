@@ -574,6 +574,14 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 // checkLock refuses to start on a held or unusable lock, and warns about
 // a lock that would not survive a reboot.
 func (m *Monitor) checkLock(ctx context.Context) error {
+	// A Fail may be taking the lock right now: wait for it (as stopped
+	// does), so that Run reports that failover, not its record as a
+	// stranger's.
+	m.failSem <- struct{}{}
+	defer func() { <-m.failSem }()
+	if err := m.failResult(); err != nil {
+		return err
+	}
 	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	defer cancel()
 	rec, err := m.lock.Load(lctx)
