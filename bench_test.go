@@ -192,3 +192,58 @@ func BenchmarkFailToHandler(b *testing.B) {
 	percentiles(b, "lock-write", acquires)
 	percentiles(b, "beyond-lock", beyond)
 }
+
+// BenchmarkRound measures one monitoring round of a running Monitor: its
+// allocations (allocs/op, B/op) and its CPU (cpu-µs/round, the loopback
+// target's share included for the network kinds). Rounds run back to
+// back (interval 1ns), so the timer wake-up between rounds is in it too.
+// "func" is a CheckFunc that passes: the round's own machinery alone.
+//
+//	go test -run '^$' -bench BenchmarkRound -benchtime 20000x
+func BenchmarkRound(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	tcpAddr, kill := tcpTarget(b) // accepts and closes
+	defer kill()
+	kinds := []struct {
+		name  string
+		check fstaid.Check
+	}{
+		{"func", fstaid.CheckFunc(func(context.Context) error { return nil })},
+		{"tcp", fstaid.TCP(tcpAddr)},
+		{"http", fstaid.HTTP(srv.URL)},
+	}
+	for _, k := range kinds {
+		b.Run(k.name, func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var rounds int
+			armed := make(chan struct{})
+			m, err := fstaid.New(fstaid.WithPrimary(k.check, time.Second), fstaid.WithInterval(time.Nanosecond),
+				fstaid.WithHandler("h", fstaid.HandlerFunc(func(context.Context, *fstaid.Event) error { return nil }), time.Second),
+				fstaid.WithLock(&memLock{}), fstaid.WithLogger(nil),
+				fstaid.WithObserver(func(n fstaid.Notice) {
+					switch n.Kind {
+					case fstaid.NoticeArmed:
+						close(armed)
+					case fstaid.NoticeRound:
+						if rounds++; rounds == b.N {
+							cancel()
+						}
+					}
+				}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			start := cpuTime()
+			b.ResetTimer()
+			if err := m.Run(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			<-armed
+			b.ReportMetric(float64(cpuTime()-start)/float64(b.N)/1000, "cpu-µs/round")
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package fstaid
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -358,6 +359,13 @@ type HTTPCheck struct {
 	client *http.Client
 	req    *http.Request
 	err    error
+
+	// The direct path (plain http, no proxy): the request as it goes on
+	// the wire, serialised once, and the address dialled.
+	direct bool
+	wire   []byte
+	addr   string
+	dialer net.Dialer
 }
 
 var _ Check = (*HTTPCheck)(nil)
@@ -410,7 +418,85 @@ func (c *HTTPCheck) init() {
 		}
 		req.Header.Set("User-Agent", "fstaid")
 		c.req = req
+		if u.Scheme == "http" && c.Proxy == nil {
+			// What http.Client and its Transport (keep-alives off) send.
+			wreq := req.Clone(context.Background())
+			wreq.Close = true
+			if ui := u.User; ui != nil && wreq.Header.Get("Authorization") == "" {
+				pw, _ := ui.Password()
+				wreq.SetBasicAuth(ui.Username(), pw)
+			}
+			if wreq.Header.Get("Accept-Encoding") == "" && wreq.Header.Get("Range") == "" {
+				wreq.Header.Set("Accept-Encoding", "gzip")
+			}
+			var b bytes.Buffer
+			if err := wreq.Write(&b); err == nil {
+				port := u.Port()
+				if port == "" {
+					port = "80"
+				}
+				c.direct, c.wire, c.addr = true, b.Bytes(), net.JoinHostPort(u.Hostname(), port)
+			}
+		}
 	})
+}
+
+// bufReaders recycles the direct path's response readers.
+var bufReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// aLongTimeAgo is a deadline in the past: it interrupts blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// checkDirect is Check for plain http without a proxy: a fresh
+// connection, the request written once, the response read with
+// net/http's own parser, the body drained (bounded) and the connection
+// closed. It does what http.Client does for this request with
+// keep-alives off, without the Transport's per-request connection
+// machinery (two goroutines, channels and buffers for each request).
+func (c *HTTPCheck) checkDirect(ctx context.Context) error {
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			err = ctx.Err() // as the Transport reports a cancelled request
+		}
+		return &CheckError{ExitStatus: 1, Err: &url.Error{Op: "Get", URL: c.URL, Err: err}}
+	}
+	conn, err := c.dialer.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	// Only ctx ends the exchange (no deadline of the connection's own
+	// that could fire a moment before ctx's): a timeout is then always
+	// seen as one.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	if _, err := conn.Write(c.wire); err != nil {
+		return fail(err)
+	}
+	br := bufReaders.Get().(*bufio.Reader)
+	br.Reset(conn)
+	defer func() {
+		br.Reset(nil)
+		bufReaders.Put(br)
+	}()
+	// Informational answers (100 Continue, 103 Early Hints) precede the
+	// real one; the Transport skips them too (101 is final).
+	for range 6 {
+		resp, err := http.ReadResponse(br, c.req)
+		if err != nil {
+			return fail(err)
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxHTTPBody))
+		resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			return &CheckError{ExitStatus: 1, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("GET %s: %s", c.URL, resp.Status)}
+		}
+		return nil
+	}
+	return fail(errors.New("too many informational responses"))
 }
 
 // maxHTTPBody bounds how much of a response body is read before closing.
@@ -421,6 +507,9 @@ func (c *HTTPCheck) Check(ctx context.Context) error {
 	c.init()
 	if c.err != nil {
 		return &CheckError{ExitStatus: 1, Err: c.err}
+	}
+	if c.direct {
+		return c.checkDirect(ctx)
 	}
 	resp, err := c.client.Do(c.req.WithContext(ctx))
 	if err != nil {

@@ -238,12 +238,16 @@ type Monitor struct {
 	obsMu sync.Mutex // serialises observers
 
 	// failSem serialises failovers (a channel so that waiting honours the
-	// caller's context). failDone is closed once a failover has ended
-	// for good; failRec and failErr are its result, written before.
-	failSem  chan struct{}
-	failDone chan struct{}
-	failRec  *Record
-	failErr  error
+	// caller's context). failEnded is cancelled (failDone closed) once a
+	// failover has ended for good; failRec and failErr are its result,
+	// written before. A context rather than a bare channel so that Run can
+	// tie its loop to it with context.AfterFunc, without a goroutine.
+	failSem   chan struct{}
+	failEnded context.Context
+	failEnd   context.CancelFunc
+	failDone  <-chan struct{}
+	failRec   *Record
+	failErr   error
 }
 
 // New returns a Monitor. It sets the defaults, applies opts in order and
@@ -258,8 +262,9 @@ func New(opts ...Option) (*Monitor, error) {
 		target:      DefaultTarget,
 		state:       StateNew,
 		failSem:     make(chan struct{}, 1),
-		failDone:    make(chan struct{}),
 	}
+	m.failEnded, m.failEnd = context.WithCancel(context.Background())
+	m.failDone = m.failEnded.Done()
 	for _, o := range opts {
 		o.apply(m)
 	}
@@ -476,16 +481,19 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 	}
 
 	// loopCtx also ends when a failover (through Fail) ends, so an
-	// in-flight check stops at once.
+	// in-flight check stops at once. (AfterFunc on a cancel context
+	// registers a callback; no goroutine waits for it.)
 	loopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-m.failDone:
-			cancel()
-		case <-loopCtx.Done():
-		}
-	}()
+	stopTie := context.AfterFunc(m.failEnded, cancel)
+	defer stopTie()
+	// Each check's context carries its logger; made once per Run rather
+	// than once per check.
+	checkCtx := checkContexts{
+		self:      withLogger(loopCtx, m.self.logger),
+		primary:   withLogger(loopCtx, m.primary.logger),
+		secondary: withLogger(loopCtx, m.secondary.logger),
+	}
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -497,7 +505,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		for {
 			n++
 			m.setDeadline(next.Add(m.RoundBound()))
-			r := m.startupRound(loopCtx, n, next)
+			r := m.startupRound(loopCtx, &checkCtx, n, next)
 			if r.Verdict == VerdictStopped {
 				return m.stopped()
 			}
@@ -530,12 +538,16 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			return m.stopped()
 		}
 		n++
-		r := m.round(loopCtx, timer, n, next)
+		r := m.round(loopCtx, &checkCtx, timer, n, next)
 		switch r.Verdict {
 		case VerdictStopped:
 			return m.stopped()
 		case VerdictHealthy:
-			m.logger.Debug("round healthy", "round", r.Number, "attempts", r.Primary.Attempts, "duration", r.Duration)
+			// Enabled first: the arguments would be boxed (allocated)
+			// every round even with Debug off.
+			if m.logger.Enabled(loopCtx, slog.LevelDebug) {
+				m.logger.Debug("round healthy", "round", r.Number, "attempts", r.Primary.Attempts, "duration", r.Duration)
+			}
 		case VerdictSelfCheckFailed:
 			if !m.continueIfSelfFailed {
 				m.logger.Error("self check failed: this monitor is cut off; stopping without failover", "event", "self-check-failed", "round", r.Number, "reason", r.failures())
@@ -656,12 +668,28 @@ func (m *Monitor) failResult() error {
 	}
 }
 
-// runCheck runs one check with its timeout and turns the outcome into a
-// Result.
-func (m *Monitor) runCheck(ctx context.Context, c *checkSpec) Result {
-	res := Result{Check: c.name, Start: time.Now()}
-	cctx, cancel := context.WithTimeout(ctx, c.timeout)
-	err := callCheck(withLogger(cctx, c.logger), c.check)
+// checkContexts are Run's loop context with each check's logger in it
+// (withLogger), made once per Run.
+type checkContexts struct {
+	self, primary, secondary context.Context
+}
+
+func (cc *checkContexts) of(m *Monitor, c *checkSpec) context.Context {
+	switch c {
+	case &m.self:
+		return cc.self
+	case &m.secondary:
+		return cc.secondary
+	}
+	return cc.primary
+}
+
+// runCheck runs one check with its timeout and writes the outcome to res.
+// lctx is ctx with the check's logger (checkContexts).
+func (m *Monitor) runCheck(ctx, lctx context.Context, c *checkSpec, res *Result) {
+	*res = Result{Check: c.name, Start: time.Now()}
+	cctx, cancel := context.WithTimeout(lctx, c.timeout)
+	err := callCheck(cctx, c.check)
 	res.Duration = time.Since(res.Start)
 	timedOut := cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 	cancel()
@@ -675,7 +703,7 @@ func (m *Monitor) runCheck(ctx context.Context, c *checkSpec) Result {
 		}
 	case err == nil:
 		res.Passed = true
-		return res
+		return
 	default:
 		res.ExitStatus = 1
 		var ce *CheckError
@@ -687,7 +715,6 @@ func (m *Monitor) runCheck(ctx context.Context, c *checkSpec) Result {
 	if ctx.Err() == nil {
 		c.logger.Warn("check failed", "event", "check-failed", "exit_status", res.ExitStatus, "timed_out", res.TimedOut, "error", res.Error, "duration", res.Duration)
 	}
-	return res
 }
 
 func callCheck(ctx context.Context, c Check) (err error) {
@@ -699,19 +726,31 @@ func callCheck(ctx context.Context, c Check) (err error) {
 	return c.Check(ctx)
 }
 
+// roundStore holds a Round and the results of a healthy round's checks
+// in one allocation; the rarer secondary and second self results are
+// allocated when they run.
+type roundStore struct {
+	Round
+	self, primary Result
+}
+
 // startupRound runs self, primary and secondary once each; all must pass.
-func (m *Monitor) startupRound(ctx context.Context, n uint64, start time.Time) *Round {
-	r := &Round{Number: n, Startup: true, Start: start}
-	run := func(c *checkSpec) *Result {
+func (m *Monitor) startupRound(ctx context.Context, cc *checkContexts, n uint64, start time.Time) *Round {
+	rs := &roundStore{Round: Round{Number: n, Startup: true, Start: start}}
+	r := &rs.Round
+	run := func(c *checkSpec, res *Result) *Result {
 		if !c.set() || ctx.Err() != nil {
 			return nil
 		}
-		res := m.runCheck(ctx, c)
-		return &res
+		if res == nil {
+			res = new(Result)
+		}
+		m.runCheck(ctx, cc.of(m, c), c, res)
+		return res
 	}
-	r.Self = run(&m.self)
-	r.Primary = run(&m.primary)
-	r.Secondary = run(&m.secondary)
+	r.Self = run(&m.self, &rs.self)
+	r.Primary = run(&m.primary, &rs.primary)
+	r.Secondary = run(&m.secondary, nil)
 	r.Duration = time.Since(start)
 	switch {
 	case ctx.Err() != nil:
@@ -727,9 +766,10 @@ func (m *Monitor) startupRound(ctx context.Context, n uint64, start time.Time) *
 func failed(r *Result) bool { return r != nil && !r.Passed }
 
 // round runs steps 1 to 4 of a monitoring round and says what to do.
-func (m *Monitor) round(ctx context.Context, timer *time.Timer, n uint64, start time.Time) *Round {
-	r := &Round{Number: n, Start: start}
-	r.Verdict = m.roundSteps(ctx, timer, r)
+func (m *Monitor) round(ctx context.Context, cc *checkContexts, timer *time.Timer, n uint64, start time.Time) *Round {
+	rs := &roundStore{Round: Round{Number: n, Start: start}}
+	r := &rs.Round
+	r.Verdict = m.roundSteps(ctx, cc, timer, rs)
 	if ctx.Err() != nil {
 		r.Verdict = VerdictStopped
 	}
@@ -737,20 +777,24 @@ func (m *Monitor) round(ctx context.Context, timer *time.Timer, n uint64, start 
 	return r
 }
 
-func (m *Monitor) roundSteps(ctx context.Context, timer *time.Timer, r *Round) Verdict {
+func (m *Monitor) roundSteps(ctx context.Context, cc *checkContexts, timer *time.Timer, rs *roundStore) Verdict {
+	r := &rs.Round
 	// 1. Am I connected?
 	if m.self.set() {
-		res := m.runCheck(ctx, &m.self)
-		r.Self = &res
+		res := &rs.self
+		m.runCheck(ctx, cc.self, &m.self, res)
+		r.Self = res
 		if !res.Passed {
 			return VerdictSelfCheckFailed
 		}
 	}
-	// 2. The target, up to maxAttempts times.
+	// 2. The target, up to maxAttempts times. Each attempt overwrites
+	// the last: the round reports the last attempt.
 	for attempt := 1; ; attempt++ {
-		res := m.runCheck(ctx, &m.primary)
+		res := &rs.primary
+		m.runCheck(ctx, cc.primary, &m.primary, res)
 		res.Attempts = attempt
-		r.Primary = &res
+		r.Primary = res
 		if ctx.Err() != nil {
 			return VerdictStopped
 		}
@@ -766,16 +810,18 @@ func (m *Monitor) roundSteps(ctx context.Context, timer *time.Timer, r *Round) V
 	}
 	// 3. The target from the other vantage point.
 	if m.secondary.set() {
-		res := m.runCheck(ctx, &m.secondary)
-		r.Secondary = &res
+		res := new(Result)
+		m.runCheck(ctx, cc.secondary, &m.secondary, res)
+		r.Secondary = res
 		if res.Passed {
 			return VerdictSecondaryAlive
 		}
 	}
 	// 4. Still connected?
 	if m.self.set() {
-		res := m.runCheck(ctx, &m.self)
-		r.SelfAfter = &res
+		res := new(Result)
+		m.runCheck(ctx, cc.self, &m.self, res)
+		r.SelfAfter = res
 		if !res.Passed {
 			return VerdictSelfFailedAfter
 		}
@@ -951,7 +997,7 @@ func prevNotice(s State) NoticeKind {
 // finish records a failover's final result; failSem must be held.
 func (m *Monitor) finish(rec *Record, err error) {
 	m.failRec, m.failErr = rec, err
-	close(m.failDone)
+	m.failEnd()
 }
 
 // publishRecord makes a copy of rec visible to Status and returns it.
