@@ -19,9 +19,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Config is the daemon's [etcd] section. Durations are in seconds,
-// fractions allowed. Without endpoints the section is absent and the file
-// lock stays in use.
+// Config is the etcd table of fstaidd.toml (below). Durations are in
+// seconds, fractions allowed. The daemon uses etcd only when the table is
+// present; the file lock stays the default.
 //
 //	[etcd]
 //	endpoints = ["https://etcd1:2379", "https://etcd2:2379", "https://etcd3:2379"]
@@ -58,9 +58,9 @@ type Config struct {
 
 const maxSeconds = 24 * 3600 // anything longer is a typo
 
-// ParseConfig decodes an [etcd] table as the daemon's TOML decoder hands
+// ParseConfig decodes the etcd table as the daemon's TOML decoder hands
 // it over (map[string]any), rejects unknown keys and validates. Every
-// problem is reported at once, each naming its key.
+// problem is reported at once, each naming its key ("[etcd] prefix: ...").
 func ParseConfig(table map[string]any) (*Config, error) {
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(table); err != nil {

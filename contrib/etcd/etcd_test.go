@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -101,6 +102,12 @@ func (m *member) stop() {
 // They are closed when the test ends.
 func startCluster(t testing.TB, n int) []*member {
 	t.Helper()
+	return startClusterTLS(t, n, nil)
+}
+
+// startClusterTLS serves clients over https with tlsInfo when it is set.
+func startClusterTLS(t testing.TB, n int, tlsInfo *transport.TLSInfo) []*member {
+	t.Helper()
 	ports := freePorts(t, 2*n)
 	token := fmt.Sprintf("fstaid-test-%d-%d", os.Getpid(), clusterSeq.Add(1))
 	var initial []string
@@ -116,6 +123,10 @@ func startCluster(t testing.TB, n int) []*member {
 		cfg.TickMs, cfg.ElectionMs = 20, 300
 		cfg.UnsafeNoFsync = true
 		client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])}
+		if tlsInfo != nil {
+			client.Scheme = "https"
+			cfg.ClientTLSInfo = *tlsInfo
+		}
 		peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])}
 		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}

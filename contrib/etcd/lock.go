@@ -22,8 +22,8 @@ import (
 // key has never been created since it was last deleted (CreateRevision ==
 // 0), so exactly one of any number of racing monitors wins, whatever host
 // it runs on. The record has no lease: it stays until a human removes it
-// (Unlock), even if its writer is SIGKILLed or its host vanishes mid-
-// handler. (A concurrency.Mutex key would die with its holder's lease and
+// (Unlock), even if its writer is SIGKILLed or its host vanishes while
+// a handler runs. (A concurrency.Mutex key would die with its holder's lease and
 // let a second monitor fail over again.)
 //
 // Liveness is kept apart from the record: in the same transaction the

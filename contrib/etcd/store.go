@@ -252,6 +252,11 @@ var ErrRecordChanged = errors.New("etcd: the failover record changed since it wa
 // monitor of the target, and returns the record it removed (nil, nil when
 // there was none). Prefer UnlockRevision after showing the record to a
 // human, so that a newer failover's record is never removed by mistake.
+//
+// Unlock does not check the holder: removing a record that is still
+// failing-over with a live holder (Status.Holder set) re-arms the other
+// monitors while its handlers run; a tool should refuse that unless
+// forced.
 func (s *Store) Unlock(ctx context.Context) (*fstaid.Record, error) {
 	return s.unlock(ctx, nil)
 }
