@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -245,5 +246,50 @@ func BenchmarkRound(b *testing.B) {
 			<-armed
 			b.ReportMetric(float64(cpuTime()-start)/float64(b.N)/1000, "cpu-µs/round")
 		})
+	}
+}
+
+// BenchmarkMonitorFootprint measures what a running, idle Monitor costs:
+// live heap bytes, goroutine stacks and goroutines per Monitor, 1,000 of them after their
+// first round (CheckFunc checks, interval 1h, so none runs meanwhile).
+//
+//	go test -run '^$' -bench BenchmarkMonitorFootprint -benchtime 1x
+func BenchmarkMonitorFootprint(b *testing.B) {
+	const n = 1000
+	for b.Loop() {
+		ctx, cancel := context.WithCancel(context.Background())
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		heap0, stack0, gr0 := ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
+		var rounds sync.WaitGroup
+		rounds.Add(n)
+		var done []<-chan error
+		for range n {
+			var once sync.Once
+			m, err := fstaid.New(fstaid.WithPrimary(fstaid.CheckFunc(func(context.Context) error { return nil }), time.Second),
+				fstaid.WithInterval(time.Hour), fstaid.WithStartupCheck(fstaid.StartupCheckOff),
+				fstaid.WithHandler("h", fstaid.HandlerFunc(func(context.Context, *fstaid.Event) error { return nil }), time.Second),
+				fstaid.WithLock(&memLock{}), fstaid.WithLogger(nil),
+				fstaid.WithObserver(func(n fstaid.Notice) {
+					if n.Kind == fstaid.NoticeRound {
+						once.Do(rounds.Done)
+					}
+				}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			done = append(done, runAsync(ctx, m))
+		}
+		rounds.Wait()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(heap0))/n, "heap-B/monitor")
+		b.ReportMetric(float64(int64(ms.StackInuse)-int64(stack0))/n, "stack-B/monitor")
+		b.ReportMetric(float64(runtime.NumGoroutine()-gr0)/n, "goroutines/monitor")
+		cancel()
+		for _, d := range done {
+			<-d
+		}
 	}
 }

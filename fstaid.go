@@ -238,16 +238,16 @@ type Monitor struct {
 	obsMu sync.Mutex // serialises observers
 
 	// failSem serialises failovers (a channel so that waiting honours the
-	// caller's context). failEnded is cancelled (failDone closed) once a
-	// failover has ended for good; failRec and failErr are its result,
-	// written before. A context rather than a bare channel so that Run can
-	// tie its loop to it with context.AfterFunc, without a goroutine.
-	failSem   chan struct{}
-	failEnded context.Context
-	failEnd   context.CancelFunc
-	failDone  <-chan struct{}
-	failRec   *Record
-	failErr   error
+	// caller's context). failDone is closed once a failover has ended
+	// for good; failRec and failErr are its result, written before.
+	failSem  chan struct{}
+	failDone chan struct{}
+	failRec  *Record
+	failErr  error
+	// loopCancel ends the running Run's loop; finish calls it, so an
+	// in-flight check stops as soon as a failover through Fail ends.
+	// Guarded by mu.
+	loopCancel context.CancelFunc
 }
 
 // New returns a Monitor. It sets the defaults, applies opts in order and
@@ -262,9 +262,8 @@ func New(opts ...Option) (*Monitor, error) {
 		target:      DefaultTarget,
 		state:       StateNew,
 		failSem:     make(chan struct{}, 1),
+		failDone:    make(chan struct{}),
 	}
-	m.failEnded, m.failEnd = context.WithCancel(context.Background())
-	m.failDone = m.failEnded.Done()
 	for _, o := range opts {
 		o.apply(m)
 	}
@@ -273,7 +272,9 @@ func New(opts ...Option) (*Monitor, error) {
 	}
 	m.host, _ = os.Hostname()
 	for _, c := range []*checkSpec{&m.primary, &m.secondary, &m.self} {
-		c.logger = m.logger.With("check", c.name)
+		if c.set() {
+			c.logger = m.logger.With("check", c.name)
+		}
 	}
 	for i := range m.handlers {
 		m.handlers[i].logger = m.logger.With("handler", m.handlers[i].name)
@@ -481,18 +482,31 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 	}
 
 	// loopCtx also ends when a failover (through Fail) ends, so an
-	// in-flight check stops at once. (AfterFunc on a cancel context
-	// registers a callback; no goroutine waits for it.)
+	// in-flight check stops at once: finish cancels it (no goroutine
+	// waits for failDone).
 	loopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopTie := context.AfterFunc(m.failEnded, cancel)
-	defer stopTie()
+	m.mu.Lock()
+	m.loopCancel = cancel
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.loopCancel = nil
+		m.mu.Unlock()
+	}()
+	if m.failResult() != nil {
+		cancel() // a failover ended before loopCancel was set
+	}
 	// Each check's context carries its logger; made once per Run rather
 	// than once per check.
-	checkCtx := checkContexts{
-		self:      withLogger(loopCtx, m.self.logger),
-		primary:   withLogger(loopCtx, m.primary.logger),
-		secondary: withLogger(loopCtx, m.secondary.logger),
+	var checkCtx checkContexts
+	for _, c := range []struct {
+		spec *checkSpec
+		ctx  *context.Context
+	}{{&m.self, &checkCtx.self}, {&m.primary, &checkCtx.primary}, {&m.secondary, &checkCtx.secondary}} {
+		if c.spec.set() {
+			*c.ctx = withLogger(loopCtx, c.spec.logger)
+		}
 	}
 
 	timer := time.NewTimer(time.Hour)
@@ -997,7 +1011,12 @@ func prevNotice(s State) NoticeKind {
 // finish records a failover's final result; failSem must be held.
 func (m *Monitor) finish(rec *Record, err error) {
 	m.failRec, m.failErr = rec, err
-	m.failEnd()
+	close(m.failDone)
+	m.mu.Lock()
+	if m.loopCancel != nil {
+		m.loopCancel()
+	}
+	m.mu.Unlock()
 }
 
 // publishRecord makes a copy of rec visible to Status and returns it.
