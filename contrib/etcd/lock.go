@@ -45,11 +45,14 @@ type Lock struct {
 	mu        sync.Mutex
 	owned     bool
 	createRev int64 // the record's CreateRevision, once owned
-	lease     clientv3.LeaseID
-	stop      context.CancelFunc // stops the holder keep-alive
-	wg        sync.WaitGroup
-	done      chan struct{} // closed when the holder lease is lost
-	closed    bool
+	// unconfirmed holds the values of creations whose answer was lost:
+	// any of them may have committed, and is then ours.
+	unconfirmed [][]byte
+	lease       clientv3.LeaseID
+	stop        context.CancelFunc // stops the holder keep-alive
+	wg          sync.WaitGroup
+	done        chan struct{} // closed when the holder lease is lost
+	closed      bool
 }
 
 var (
@@ -111,9 +114,11 @@ func decodeRecord(data []byte) *fstaid.Record {
 //     exists; it carries that record and nothing was changed;
 //   - an error wrapping fstaid.ErrLockUnavailable: etcd could not be
 //     reached or refused (permissions) before ctx ended; no handler may
-//     run. If the transaction committed but its answer was lost, a later
-//     Acquire sees the record as someone else's: the failover does not
-//     run at all, which is the safe side.
+//     run. The creation may still have committed (its answer lost): a
+//     later Acquire on this Lock recognises the record as its own (same
+//     bytes) and succeeds; any other Lock sees it as locked. If this Lock
+//     never calls Acquire again, the record stays, failing-over with no
+//     holder (Status.Interrupted), and no handler has run: the safe side.
 //
 // Acquire bounds itself by the dial timeout when ctx has no deadline.
 func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
@@ -154,6 +159,9 @@ func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 		Commit()
 	if err != nil {
 		revoke()
+		if len(l.unconfirmed) < maxUnconfirmed {
+			l.unconfirmed = append(l.unconfirmed, val)
+		}
 		return l.s.unavailable("creating the record", err)
 	}
 	if !resp.Succeeded {
@@ -163,21 +171,54 @@ func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 			revoke()
 			return &fstaid.LockedError{Lock: l.String(), Record: &fstaid.Record{Legacy: true}}
 		}
-		if bytes.Equal(kvs[0].Value, val) {
-			// Our own write, committed by a retry of the client whose
-			// first answer was lost.
-			l.createRev = kvs[0].CreateRevision
-		} else {
+		if !l.ours(kvs[0].Value, val) {
 			revoke()
 			return &fstaid.LockedError{Lock: l.String(), Record: decodeRecord(kvs[0].Value)}
 		}
+		// Our own creation, whose answer was lost (a retry of the client,
+		// or an earlier Acquire that returned an error): the record is
+		// ours and no handler has run. Its holder key may be gone with the
+		// lease revoked then; bind a new one to this lease.
+		rev := kvs[0].CreateRevision
+		hresp, err := l.s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+			Then(clientv3.OpPut(l.s.holderKey(), string(holder), clientv3.WithLease(lease))).
+			Commit()
+		if err != nil || !hresp.Succeeded {
+			revoke()
+			if err == nil {
+				err = errors.New("the record changed meanwhile")
+			}
+			return l.s.unavailable("recording the holder of a record created earlier", err)
+		}
+		l.s.logger.Warn("etcd: an earlier creation of the failover record whose answer was lost did commit: this monitor holds the record", "key", key)
+		l.createRev = rev
 	} else {
 		l.createRev = resp.Header.Revision
 	}
+	l.unconfirmed = nil
 	l.owned = true
 	l.lease = lease
 	l.watchHolder(lease)
 	return nil
+}
+
+// maxUnconfirmed bounds the creations remembered as possibly committed.
+const maxUnconfirmed = 64
+
+// ours reports whether value is a record this Lock tried to create: val,
+// or one whose creation's answer was lost. Each value holds its writer's
+// host, PID and a nanosecond time, so another writer cannot match.
+func (l *Lock) ours(value, val []byte) bool {
+	if bytes.Equal(value, val) {
+		return true
+	}
+	for _, u := range l.unconfirmed {
+		if bytes.Equal(value, u) {
+			return true
+		}
+	}
+	return false
 }
 
 // watchHolder keeps the holder lease alive and closes done when it is

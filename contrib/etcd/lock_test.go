@@ -461,3 +461,42 @@ func TestMonitorRecordsLostLease(t *testing.T) {
 		t.Fatalf("record in etcd = %+v, %v; want done with LockLost", rec, err)
 	}
 }
+
+// An Acquire whose answer was lost may still have committed: a later
+// Acquire on the same Lock recognises the record as its own (and takes
+// the holder key back), while another Lock sees it locked.
+func TestAcquireRecognisesLostCommit(t *testing.T) {
+	srv := startEtcd(t)
+	a := newStore(t, "/lostcommit", "a", endpoints(srv))
+	b := newStore(t, "/lostcommit", "b", endpoints(srv))
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	// An earlier Acquire's transaction timed out on the client (it is
+	// remembered as unconfirmed), but etcd applied it: reproduced by hand,
+	// since a real etcd will not lose an answer on demand.
+	first := testRecord("a")
+	val, _ := json.Marshal(first)
+	a.Lock().mu.Lock()
+	a.Lock().unconfirmed = append(a.Lock().unconfirmed, val)
+	a.Lock().mu.Unlock()
+	// The creation committed (with no holder: its lease was revoked).
+	if _, err := b.Client().Put(ctx, a.Lock().Key(), string(val)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := b.Lock().Acquire(ctx, testRecord("b")); !errors.Is(err, fstaid.ErrLocked) {
+		t.Fatalf("another Lock's Acquire = %v, want ErrLocked", err)
+	}
+	if err := a.Lock().Acquire(ctx, testRecord("a")); err != nil {
+		t.Fatalf("Acquire after a lost commit of its own: %v", err)
+	}
+	st, err := b.Status(ctx)
+	if err != nil || st.Holder == nil || st.Holder.Monitor != "a" || st.Interrupted {
+		t.Fatalf("status: %+v %v; want a holding, not interrupted", st, err)
+	}
+	done := testRecord("a")
+	done.State = fstaid.RecordDone
+	if err := a.Lock().Update(ctx, done); err != nil {
+		t.Fatalf("owner's Update: %v", err)
+	}
+}
