@@ -185,6 +185,23 @@ func leaseNotFound(err error) bool {
 	return errors.Is(err, rpctypes.ErrLeaseNotFound) || strings.Contains(err.Error(), rpctypes.ErrLeaseNotFound.Error())
 }
 
+// Probe checks, without changing anything, that etcd has a quorum and
+// that the credentials may write this monitor's verdict key and read the
+// others' (see Lock.Probe for how).
+func (v *Verdicts) Probe(ctx context.Context) error {
+	ctx, cancel := v.s.withTimeout(ctx)
+	defer cancel()
+	_, err := v.s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(v.s.verdictKey()), "<", 0)).
+		Then(clientv3.OpPut(v.s.verdictKey(), "")).
+		Else(clientv3.OpGet(v.s.verdictDir(), clientv3.WithPrefix(), clientv3.WithCountOnly())).
+		Commit()
+	if err != nil {
+		return v.s.unavailable("probing the verdicts", err)
+	}
+	return nil
+}
+
 // List returns every fresh verdict (those whose lease is alive), in key
 // order.
 func (v *Verdicts) List(ctx context.Context) ([]Verdict, error) {
