@@ -492,12 +492,13 @@ type status struct {
 }
 
 type round struct {
-	Number    int          `json:"number"`
-	Startup   bool         `json:"startup"`
-	Verdict   string       `json:"verdict"`
-	Self      *checkResult `json:"self"`
-	Primary   *checkResult `json:"primary"`
-	Secondary *checkResult `json:"secondary"`
+	Number     int          `json:"number"`
+	Startup    bool         `json:"startup"`
+	DurationNS int64        `json:"duration_ns"`
+	Verdict    string       `json:"verdict"`
+	Self       *checkResult `json:"self"`
+	Primary    *checkResult `json:"primary"`
+	Secondary  *checkResult `json:"secondary"`
 }
 
 type checkResult struct {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -85,6 +86,7 @@ func wantDoneRecord(t *testing.T, s *scenario, d *daemon, reason string) *record
 // is on disk before the handler runs; the handler sees the original's
 // argv and the FSTAID_* environment.
 func TestScenario01TargetDies(t *testing.T) {
+	needHarness(t)
 	tp := newTopology(t, true)
 	s := newScenario(t)
 	cfg := s.writeConfig("interval = 0.2\nmaxattempts = 3\nattempt_interval = 0.1\ntarget = \"web-01\"\n",
@@ -114,10 +116,46 @@ func TestScenario01TargetDies(t *testing.T) {
 	}
 }
 
+// Scenario 1, variants: with no secondary check the primary alone decides
+// and the handler sees "-1 false" for it (as the original); a handler
+// that fails makes fstaidd exit 11 with the failure in the record.
+func TestScenario01Variants(t *testing.T) {
+	needHarness(t)
+	t.Run("no-secondary", func(t *testing.T) {
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 2\n", primaryCurl))
+		tp.target.stop()
+		wantExit(t, d, 20*time.Second, exitFailedOver)
+		c := s.oneCall()
+		wantArgv(t, c, "7", "false", "-1", "false")
+		wantEnv(t, c, "FSTAID_SECONDARY_EXIT", "-1", "FSTAID_SECONDARY_TIMED_OUT", "false")
+		r := wantDoneRecord(t, s, d, "auto")
+		if r.Event.Secondary.ExitStatus != -1 || r.Event.Secondary.TimedOut {
+			t.Errorf("record secondary = %+v, want exit -1, not timed out", r.Event.Secondary)
+		}
+	})
+	t.Run("handler-fails-exit-11", func(t *testing.T) {
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		s.writeHandler(0, 3)
+		d := armed(t, s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl))
+		tp.target.stop()
+		wantExit(t, d, 20*time.Second, exitHandlerFailed)
+		s.oneCall()
+		r := s.readRecord()
+		if r.State != "handler-failed" || len(r.Handlers) != 1 || !strings.Contains(r.Handlers[0].Error, "3") {
+			t.Errorf("record = %+v, want handler-failed with the handler's exit status 3", r)
+		}
+		wantLog(t, d.logText(), "a handler failed")
+	})
+}
+
 // Scenario 2: the monitor↔target link is cut; the bastion still reaches
 // the target, so the secondary check vetoes the failover, loudly. Once
 // with the original's curl commands, once with native HTTP checks.
 func TestScenario02MonitorTargetLinkCut(t *testing.T) {
+	needHarness(t)
 	for _, tc := range []struct {
 		name, sections  string
 		wantPrimaryExit int
@@ -161,6 +199,7 @@ func TestScenario02MonitorTargetLinkCut(t *testing.T) {
 // there is no failover, and fstaidd exits 14 (systemd restarts it). With
 // continue_if_self_check_failed it skips rounds instead.
 func TestScenario03MonitorIsolated(t *testing.T) {
+	needHarness(t)
 	t.Run("exit-14", func(t *testing.T) {
 		newTopology(t, true)
 		s := newScenario(t)
@@ -195,15 +234,23 @@ func TestScenario03MonitorIsolated(t *testing.T) {
 // rounds: each round retries within maxattempts, so there is never a
 // failover.
 func TestScenario04Flapping(t *testing.T) {
+	needHarness(t)
 	tp := newTopology(t, true)
 	s := newScenario(t)
 	d := armed(t, s.writeConfig("interval = 0.05\nmaxattempts = 3\n", primaryCurl+secondaryCurl+selfCurl))
 	tp.setTarget("flap=3")
 	st, _ := d.status()
 	first := st.Rounds
+	start := time.Now()
 	d.waitStatus(60*time.Second, "60 rounds against the flapping target", func(st *status) bool {
 		return st.Rounds >= first+60
 	})
+	// Rounds start every interval, start to start: never faster.
+	if took := time.Since(start); took < 58*50*time.Millisecond {
+		t.Errorf("60 rounds at interval 0.05 took %v: rounds started faster than the interval", took)
+	} else {
+		t.Logf("60 flapping rounds took %v", took)
+	}
 	if f := tp.targetCount("failures"); f < 15 {
 		t.Errorf("the target failed only %d requests: it did not flap", f)
 	}
@@ -216,6 +263,16 @@ func TestScenario04Flapping(t *testing.T) {
 	if n := countLines(d.logText(), "event=check-failed"); n < 15 {
 		t.Errorf("the log shows %d failed attempts, want the flapping to show", n)
 	}
+	// The metrics show it too.
+	code, metrics, err := d.request("GET", "/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Errorf("GET /metrics: %d %v", code, err)
+	}
+	for _, want := range []string{`fstaid_rounds_total{verdict="healthy"}`, `fstaid_check_results_total{check="primary",result="pass"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, metrics)
+		}
+	}
 	d.signal(syscall.SIGTERM)
 	wantExit(t, d, 10*time.Second, exitStopped)
 }
@@ -225,6 +282,7 @@ func TestScenario04Flapping(t *testing.T) {
 // longer timeout through the bastion) there is no failover; with the
 // secondary timing out too, the handler sees "-1 true -1 true".
 func TestScenario05SlowTarget(t *testing.T) {
+	needHarness(t)
 	const primary = "[primary]\nhttp = \"http://target/\"\ntimeout = 0.4\n"
 	t.Run("secondary-healthy", func(t *testing.T) {
 		tp := newTopology(t, true)
@@ -269,6 +327,7 @@ func TestScenario05SlowTarget(t *testing.T) {
 // that ignore it too. At the timeout the whole process group is killed:
 // afterwards no process of it remains.
 func TestScenario06HungCheckLeavesNothing(t *testing.T) {
+	needHarness(t)
 	newTopology(t, true)
 	s := newScenario(t)
 	check := filepath.Join(s.dir, "check-hang.sh")
@@ -368,6 +427,7 @@ func reapZombies(pids []int) {
 // every request gets 409 with the record and the handler runs once; with
 // a healthy target, exactly one request fails over and 99 get 409.
 func TestScenario07ConcurrentFail(t *testing.T) {
+	needHarness(t)
 	const n = 100
 	post := func(d *daemon) []int {
 		codes := make([]int, n)
@@ -425,6 +485,26 @@ func TestScenario07ConcurrentFail(t *testing.T) {
 		wantArgv(t, c, "7", "false", "22", "false")
 		wantDoneRecord(t, s, d, "auto")
 	})
+	t.Run("client-disconnects", func(t *testing.T) {
+		// A client that gives up must not cut the failover in half.
+		newTopology(t, true)
+		s := newScenario(t)
+		s.writeHandler(1500*time.Millisecond, 0)
+		d := armed(t, s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl))
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", d.base+"/fail", nil)
+		req.SetBasicAuth(authUser, authPass)
+		if resp, err := d.client.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("POST /fail answered %d within 300ms, before a 1.5s handler finished", resp.StatusCode)
+		}
+		wantExit(t, d, 20*time.Second, exitFailedOver)
+		if c := s.oneCall(); !c.finished {
+			t.Errorf("the handler was cut short when the client disconnected")
+		}
+		wantDoneRecord(t, s, d, "manual")
+	})
 	t.Run("racing-each-other", func(t *testing.T) {
 		newTopology(t, true)
 		s := newScenario(t)
@@ -446,6 +526,7 @@ func TestScenario07ConcurrentFail(t *testing.T) {
 // stays in state failing-over; the next start refuses (12) and the
 // handler is not run again.
 func TestScenario08KilledDuringHandler(t *testing.T) {
+	needHarness(t)
 	tp := newTopology(t, true)
 	s := newScenario(t)
 	s.writeHandler(30*time.Second, 0)
@@ -491,9 +572,74 @@ func TestScenario08KilledDuringHandler(t *testing.T) {
 	}
 }
 
+// Scenario 8, variant: SIGTERM while the handler runs does not cut the
+// failover in half: the handler finishes and fstaidd reports the failover
+// (10), not a clean stop (0).
+func TestScenario08SigtermDuringHandler(t *testing.T) {
+	needHarness(t)
+	tp := newTopology(t, true)
+	s := newScenario(t)
+	s.writeHandler(1500*time.Millisecond, 0)
+	d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 1\n", primaryCurl+secondaryCurl))
+	tp.target.stop()
+	waitFor(t, 15*time.Second, "the handler to start", func() bool {
+		_, err := os.Stat(filepath.Join(s.calls, "call.1", "lock"))
+		return err == nil
+	})
+	d.signal(syscall.SIGTERM)
+	wantExit(t, d, 20*time.Second, exitFailedOver)
+	if c := s.oneCall(); !c.finished {
+		t.Errorf("SIGTERM cut the handler short")
+	}
+	wantDoneRecord(t, s, d, "auto")
+}
+
+// Scenario 8, epilogue: re-arming is a human's decision. `fstaidd unlock`
+// shows the record and the roles warning and removes nothing; with -yes
+// it removes the record and the next start arms.
+func TestScenario08Rearm(t *testing.T) {
+	needHarness(t)
+	newTopology(t, true)
+	s := newScenario(t)
+	cfg := s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl)
+	d := armed(t, cfg)
+	if code, _, err := d.request("POST", "/fail"); err != nil || code != http.StatusOK {
+		t.Fatalf("POST /fail: %d %v", code, err)
+	}
+	wantExit(t, d, 20*time.Second, exitFailedOver)
+
+	tool := func(args ...string) (string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", "monitor", fstaiddBin}, args...)...)
+		cmd.Env = cleanEnv()
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := tool("unlock", "-config", cfg)
+	if code == 0 || !strings.Contains(out, "roles are swapped") || !strings.Contains(out, `"reason": "manual"`) {
+		t.Errorf("fstaidd unlock without -yes: exit %d\n%s\nwant non-zero, the record and the roles warning", code, out)
+	}
+	if _, err := os.Stat(s.lockPath()); err != nil {
+		t.Fatalf("unlock without -yes removed the record: %v", err)
+	}
+	d2 := startDaemon(t, "monitor", cfg)
+	wantExit(t, d2, 15*time.Second, exitLocked)
+
+	if out, code := tool("unlock", "-yes", "-config", cfg); code != 0 {
+		t.Fatalf("fstaidd unlock -yes: exit %d\n%s", code, out)
+	}
+	s.noLock()
+	armed(t, cfg).signal(syscall.SIGTERM)
+	if calls := s.handlerCalls(); len(calls) != 1 {
+		t.Errorf("handler ran %d times, want once", len(calls))
+	}
+}
+
 // Scenario 9: start-up refusals, each with its exit status and one log
 // line naming the cause; nothing is checked and no handler runs.
 func TestScenario09StartupRefusals(t *testing.T) {
+	needHarness(t)
 	for _, tc := range []struct {
 		name    string
 		prepare func(t *testing.T, s *scenario) (global, sections string)
@@ -573,6 +719,7 @@ func TestScenario09StartupRefusals(t *testing.T) {
 // seconds, every key it knew, the curl checks of its example, [[user]])
 // and a handler written to the original's argv contract work unchanged.
 func TestScenario10OriginalConfig(t *testing.T) {
+	needHarness(t)
 	tp := newTopology(t, true)
 	s := newScenario(t)
 	handler := filepath.Join(s.dir, "failover.sh")
@@ -666,6 +813,7 @@ password = "s3cret"
 // itself, and a manual POST /fail still fails over. With startup_check =
 // "exit" it exits 13 instead, as the original did.
 func TestScenario11DeadAtStartup(t *testing.T) {
+	needHarness(t)
 	t.Run("wait", func(t *testing.T) {
 		tp := newTopology(t, true)
 		tp.target.stop()
@@ -680,6 +828,15 @@ func TestScenario11DeadAtStartup(t *testing.T) {
 			line, ok := d.notify.has("STATUS=unarmed:")
 			return ok && strings.Contains(line, "primary")
 		})
+		// `fstaidd status` (the operator's tool) says so too.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cli := exec.CommandContext(ctx, "ip", "netns", "exec", "monitor", fstaiddBin, "status", "-config", filepath.Join(s.dir, "fstaidd.toml"))
+		cli.Env = cleanEnv()
+		out, err := cli.CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), `"state": "unarmed"`) {
+			t.Errorf("fstaidd status: %v\n%s\nwant state unarmed", err, out)
+		}
 		// Several intervals: still unarmed, no failover.
 		first := st.Rounds
 		st = d.waitStatus(10*time.Second, "5 more start-up rounds", func(st *status) bool { return st.Rounds >= first+5 })
@@ -717,4 +874,49 @@ func TestScenario11DeadAtStartup(t *testing.T) {
 		s.noLock()
 		wantLog(t, d.logText(), "start-up check failed")
 	})
+}
+
+// envKnownBugs runs the tests that reproduce open daemon bugs. They are
+// skipped by default (saying so) so that CI stays green until the fix
+// lands; the final report of issue 5 describes each.
+const envKnownBugs = "FSTAID_E2E_KNOWN_BUGS"
+
+// Known bug: /metrics counts one check result per round, not per run.
+// contrib/fstaidd/metrics.go observe() adds the round's aggregated
+// Result (Round.Primary), so a primary that failed attempt 1 and passed
+// attempt 2 counts as a single "pass": against a target failing one
+// request in three, fstaid_check_results_total{check="primary",
+// result="fail"} stays absent and the duration histogram counts rounds,
+// although its help says "Check runs by check and result". The flapping
+// an operator wants to alert on is invisible in Prometheus.
+func TestKnownBugMetricsCountRoundsNotCheckRuns(t *testing.T) {
+	needHarness(t)
+	if os.Getenv(envKnownBugs) == "" {
+		t.Skip("SKIPPED: reproduces an open daemon bug (metrics count rounds, not check runs: flapping attempts are invisible); set " + envKnownBugs + "=1 to run it")
+	}
+	tp := newTopology(t, true)
+	s := newScenario(t)
+	d := armed(t, s.writeConfig("interval = 0.05\nmaxattempts = 3\n", primaryCurl+secondaryCurl))
+	tp.setTarget("flap=3")
+	st, _ := d.status()
+	first := st.Rounds
+	d.waitStatus(30*time.Second, "20 flapping rounds", func(st *status) bool { return st.Rounds >= first+20 })
+	failures := tp.targetCount("failures")
+	_, metrics, err := d.request("GET", "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failures > 0 && !strings.Contains(string(metrics), `fstaid_check_results_total{check="primary",result="fail"}`) {
+		t.Errorf("the target failed %d primary check runs, but /metrics counts none:\n%s", failures, grepLines(string(metrics), "fstaid_check_results_total"))
+	}
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -132,7 +132,7 @@ exec /lib/systemd/systemd --system --unit=fstaid-e2e.target --log-target=journal
 
 	// Move the shell into the cgroup, then unshare: systemd's cgroup
 	// namespace is rooted at our cgroup, never at the machine's.
-	argv := []string{"sh", "-c", `echo $$ > "$1/cgroup.procs" && exec unshare --pid --fork --mount --uts --ipc --net --cgroup --propagation private --mount-proc "$2"`,
+	argv := []string{"sh", "-c", `echo $$ > "$1/cgroup.procs" && exec unshare --pid --fork --kill-child --mount --uts --ipc --net --cgroup --propagation private --mount-proc "$2"`,
 		"sh", sd.cgroup, inner}
 	sd.boot = startProcArgv(t, "systemd", filepath.Join(sd.work, "boot.log"), nil, argv...)
 	t.Cleanup(sd.poweroff)
@@ -184,12 +184,20 @@ func (sd *systemd) poweroff() {
 	}
 	select {
 	case <-sd.boot.done:
+		return
 	case <-time.After(30 * time.Second):
-		sd.root.Errorf("systemd did not power off within 30s: killing it; console:\n%s", tail(filepath.Join(sd.work, "console.log")))
-		if sd.pid > 0 {
-			syscall.Kill(sd.pid, syscall.SIGKILL) // PID 1 of its namespace: everything in it dies
-		}
-		<-sd.boot.done
+	}
+	sd.root.Errorf("systemd did not power off within 30s: killing it; console:\n%s", tail(filepath.Join(sd.work, "console.log")))
+	if sd.pid > 0 && comm(sd.pid) == "systemd" {
+		// PID 1 of its pid namespace: everything in it dies with it.
+		syscall.Kill(sd.pid, syscall.SIGKILL)
+	}
+	// unshare --kill-child: killing unshare kills systemd too.
+	sd.boot.signal(syscall.SIGKILL)
+	select {
+	case <-sd.boot.done:
+	case <-time.After(10 * time.Second):
+		sd.root.Errorf("systemd's unshare (pid %d) still runs after SIGKILL", sd.boot.cmd.Process.Pid)
 	}
 }
 
@@ -362,6 +370,21 @@ func (sd *systemd) setTarget(mode string) {
 	writeFile(sd.t, filepath.Join(sd.work, "target", "mode"), mode)
 }
 
+// postRaw sends POST /fail through the socket and returns the status and
+// body as they are.
+func (sd *systemd) postRaw() (int, string) {
+	sd.t.Helper()
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:8080/fail", nil)
+	req.SetBasicAuth(authUser, authPass)
+	resp, err := sd.client.Do(req)
+	if err != nil {
+		sd.t.Fatalf("POST /fail through fstaidd-fail.socket: %v; %s", err, sd.props())
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 // post sends POST /fail to 127.0.0.1:8080 in systemd's namespace: the
 // socket systemd holds, whether or not fstaidd runs.
 func (sd *systemd) post() (int, failResponse) {
@@ -441,6 +464,23 @@ func TestSystemd(t *testing.T) {
 		if j := sd.journal("-o", "cat"); !strings.Contains(j, "maxattempt") {
 			t.Errorf("the journal does not name the key maxattempt:\n%s", j)
 		}
+		// A request queued on the socket while the config is bad gets 503
+		// naming the journal, and does not start a restart loop.
+		if s := sd.show("fstaidd-fail.socket", "ActiveState"); s != "active" {
+			t.Fatalf("fstaidd-fail.socket is %s: Sockets= should have started it with the service", s)
+		}
+		code, body := sd.postRaw()
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "journalctl -u fstaidd") || !strings.Contains(body, "maxattempt") {
+			t.Errorf("POST /fail with a bad config: %d %s, want 503 naming the journal and the key", code, body)
+		}
+		sd.waitUnit(10*time.Second, "the activated unit to fail with 78 again", func() bool {
+			return sd.show(svc, "ActiveState") == "failed" && sd.show(svc, "ExecMainStatus") == "78"
+		})
+		inv := sd.show(svc, "InvocationID")
+		time.Sleep(2 * time.Second)
+		if i, n, s := sd.show(svc, "InvocationID"), sd.show(svc, "NRestarts"), sd.show("fstaidd-fail.socket", "ActiveState"); i != inv || n != "0" || s != "active" {
+			t.Errorf("2s after the 503: %s, socket %s; want no new invocation and the socket active", sd.props(), s)
+		}
 		sd.systemctl("reset-failed", svc)
 	})
 
@@ -468,15 +508,19 @@ func TestSystemd(t *testing.T) {
 		sd.setTarget("slow=2500ms") // each round takes longer than WatchdogSec
 		time.Sleep(7 * time.Second) // 3.5 watchdog periods
 		st, err := sd.status()
-		if err != nil || st.LastRound == nil || st.LastRound.Verdict != "healthy" {
-			t.Errorf("/status after slow rounds: %+v %v, want a healthy last round", st, err)
+		if err != nil || st.LastRound == nil || st.LastRound.Verdict != "healthy" || st.LastRound.DurationNS < int64(2*time.Second) {
+			t.Errorf("/status after slow rounds: %+v %v, want a healthy last round longer than WatchdogSec (2s)", st.LastRound, err)
 		}
 		sd.setTarget("ok")
 		if p, n, a := sd.show(svc, "MainPID"), sd.show(svc, "NRestarts"), sd.show(svc, "ActiveState"); p != pid || n != restarts || a != "active" {
 			t.Errorf("after slow rounds: MainPID %s NRestarts %s %s, want %s, %s, active", p, n, a, pid, restarts)
 		}
-		if j := sd.journal("-o", "cat"); strings.Contains(j, "Watchdog timeout") {
+		j := sd.journal("-o", "cat")
+		if strings.Contains(j, "Watchdog timeout") {
 			t.Errorf("the watchdog fired on a healthy daemon:\n%s", j)
+		}
+		if !strings.Contains(j, "watchdog enabled") {
+			t.Errorf("fstaidd did not log that it pings the watchdog:\n%s", j)
 		}
 	})
 
