@@ -27,7 +27,7 @@ root=$(cd "$here/../.." && pwd)
 outdir=${1:-$here/dist}
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
-export PATH="$PATH:/usr/local/go/bin"
+export PATH="/usr/local/go/bin:$PATH"
 
 log() { echo "build.sh: $*" >&2; }
 
@@ -92,7 +92,7 @@ missing=$(go version -m "$stage/fstaidd" | awk -v pats="$patterns" '
 	}')
 if [ -n "$missing" ]; then
 	log "linked modules missing from contrib/deb/copyright (add a Files paragraph with their license):"
-	printf '  %s\n' $missing >&2
+	sed 's/^/  /' <<<"$missing" >&2
 	exit 1
 fi
 
