@@ -1,6 +1,7 @@
 package fstaid_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -400,5 +401,121 @@ func TestTCPCheck(t *testing.T) {
 	l.Close()
 	if err := runCheck(t, fstaid.TCP(addr), 5*time.Second); exitStatus(err) != 1 {
 		t.Errorf("closed port: %v, want exit 1", err)
+	}
+}
+
+// rawServer answers every connection with reply(request) written raw, so
+// the HTTP check's own exchange is tested against exact bytes.
+func rawServer(t *testing.T, network, addr string, reply func(req *http.Request, c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				reply(req, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestHTTPCheckWireEdges(t *testing.T) {
+	var gotAuth, gotHost, gotConn atomic.Value
+	tests := []struct {
+		name   string
+		reply  string
+		stall  bool
+		url    func(addr string) string
+		header http.Header
+		want   int // 0 pass, else HTTP status; -1: timed out
+	}{
+		{name: "chunked", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{name: "informational first", reply: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"},
+		{name: "HTTP/1.0 close-delimited", reply: "HTTP/1.0 200 OK\r\n\r\nbody until close"},
+		{name: "500 chunked", reply: "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", want: 500},
+		{name: "404", reply: "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", want: 404},
+		{name: "stall mid-headers", reply: "HTTP/1.1 200 OK\r\n", stall: true, want: -1},
+		{name: "garbage", reply: "SMTP ready\r\n", want: 1},
+		{name: "userinfo and Host", reply: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+			url:    func(addr string) string { return "http://u:p%40ss@" + addr + "/x?y=1" },
+			header: http.Header{"Host": {"db1.internal"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := rawServer(t, "tcp", "127.0.0.1:0", func(req *http.Request, c net.Conn) {
+				gotAuth.Store(req.Header.Get("Authorization"))
+				gotHost.Store(req.Host)
+				gotConn.Store(req.Header.Get("Connection"))
+				c.Write([]byte(tt.reply))
+				if tt.stall {
+					time.Sleep(2 * time.Second)
+				}
+			})
+			u := "http://" + addr + "/"
+			if tt.url != nil {
+				u = tt.url(addr)
+			}
+			c := fstaid.HTTP(u)
+			c.Header = tt.header
+			m := newMonitor(t, fstaid.WithPrimary(c, 300*time.Millisecond), fstaid.WithStartupCheck(fstaid.StartupCheckOff),
+				fstaid.WithMaxAttempts(1), fstaid.WithInterval(time.Hour),
+				fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}))
+			ctx, cancel := context.WithCancel(t.Context())
+			done := runAsync(ctx, m)
+			for m.Status().Rounds == 0 && m.Status().State != fstaid.StateFailedOver {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			<-done
+			var res *fstaid.Result
+			if r := m.Status().LastRound; r != nil {
+				res = r.Primary
+			} else {
+				res = &m.Status().Record.Event.Primary
+			}
+			switch {
+			case tt.want == 0 && !res.Passed:
+				t.Errorf("want pass, got %+v", res)
+			case tt.want == -1 && (!res.TimedOut || res.ExitStatus != -1):
+				t.Errorf("want a timeout, got %+v", res)
+			case tt.want == 1 && (res.Passed || res.TimedOut || res.ExitStatus != 1):
+				t.Errorf("want a failure, got %+v", res)
+			case tt.want > 1 && (res.Passed || res.HTTPStatus != tt.want):
+				t.Errorf("want HTTP %d, got %+v", tt.want, res)
+			}
+			if conn, _ := gotConn.Load().(string); conn != "close" {
+				t.Errorf("Connection header %q, want close (no keep-alive)", conn)
+			}
+			if tt.name == "userinfo and Host" {
+				if a, _ := gotAuth.Load().(string); a != "Basic dTpwQHNz" {
+					t.Errorf("Authorization %q, want basic auth from the URL", a)
+				}
+				if h, _ := gotHost.Load().(string); h != "db1.internal" {
+					t.Errorf("Host %q, want the header's", h)
+				}
+			}
+		})
+	}
+}
+
+func TestHTTPCheckIPv6Loopback(t *testing.T) {
+	addr := rawServer(t, "tcp6", "[::1]:0", func(req *http.Request, c net.Conn) {
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+	})
+	if err := runCheck(t, fstaid.HTTP("http://"+addr+"/"), 5*time.Second); err != nil {
+		t.Errorf("GET over [::1]: %v", err)
 	}
 }
