@@ -35,6 +35,7 @@ type daemonProc struct {
 type daemonSpec struct {
 	interval string // seconds, as the config writes them
 	primary  string // the [primary] check line: http = ..., tcp = ... or command = ...
+	env      []string
 }
 
 // freePort asks the kernel for a free loopback port. (The daemon binds it
@@ -106,7 +107,7 @@ timeout = 1
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "-config", confPath)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+sock), spec.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	d := &daemonProc{cmd: cmd, dir: dir, port: port, notify: nc, done: make(chan struct{})}
 	start := time.Now()
@@ -405,10 +406,10 @@ func footprintOneSecond(ctx context.Context, cfg *config, bin string) (string, e
 	defer d.stop()
 	pid := d.cmd.Process.Pid
 	type point struct {
-		at       time.Duration
-		rss, hwm int64
-		rounds   uint64
-		heap     float64
+		at                   time.Duration
+		rss, hwm, anon, file int64
+		rounds               uint64
+		heap                 float64
 	}
 	var pts []point
 	marks := []time.Duration{10 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 20 * time.Minute}
@@ -428,20 +429,21 @@ func footprintOneSecond(ctx context.Context, cfg *config, bin string) (string, e
 			return "", fmt.Errorf("fstaidd exited (%d): %s", d.exit, tail(filepath.Join(d.dir, "fstaidd.log")))
 		case <-time.After(time.Until(start.Add(mk))):
 		}
-		rss, hwm, err := procStatus(pid)
+		pm, err := procMem(pid)
 		if err != nil {
 			return "", err
 		}
 		st, _ := d.status()
 		m, _ := d.metrics("go_memstats_heap_alloc_bytes")
-		pts = append(pts, point{mk, rss, hwm, st.Rounds, m["go_memstats_heap_alloc_bytes"]})
+		pts = append(pts, point{mk, pm["VmRSS"], pm["VmHWM"], pm["RssAnon"], pm["RssFile"], st.Rounds, m["go_memstats_heap_alloc_bytes"]})
 	}
 	cpu1, _ := procCPU(pid)
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### 3a. fstaidd RSS at interval 1s, one native HTTP check (loopback)\n\n")
-	fmt.Fprintf(&b, "| after | rounds | VmRSS MiB | VmHWM MiB | Go heap alloc MiB |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "RssAnon is the process's own memory (Go heap, stacks, runtime); RssFile is the pages of the %s fstaidd binary mapped in (shared, clean, evictable).\n\n", binSize(bin))
+	fmt.Fprintf(&b, "| after | rounds | VmRSS MiB | RssAnon MiB | RssFile MiB | VmHWM MiB | Go heap alloc MiB |\n|---|---|---|---|---|---|---|\n")
 	for _, p := range pts {
-		fmt.Fprintf(&b, "| %v | %d | %s | %s | %s |\n", p.at, p.rounds, mib(p.rss), mib(p.hwm), mib(int64(p.heap)))
+		fmt.Fprintf(&b, "| %v | %d | %s | %s | %s | %s | %s |\n", p.at, p.rounds, mib(p.rss), mib(p.anon), mib(p.file), mib(p.hwm), mib(int64(p.heap)))
 	}
 	if last := pts[len(pts)-1]; last.rounds > 0 {
 		el := last.at
@@ -463,18 +465,26 @@ func footprintRounds(ctx context.Context, cfg *config, bin string) error {
 	w := cfg.out
 	fmt.Fprintf(w, "\n## 3. Footprint of fstaidd watching one target\n\n")
 	// CPU per round, each kind.
-	kinds := []struct{ name, primary string }{
-		{"native HTTP", fmt.Sprintf("http = %q", tgt.url())},
-		{"native TCP", fmt.Sprintf("tcp = %q", tgt.addr)},
+	type kind struct {
+		name, primary string
+		env           []string
+	}
+	kinds := []kind{
+		{"native HTTP", fmt.Sprintf("http = %q", tgt.url()), nil},
+		{"native TCP", fmt.Sprintf("tcp = %q", tgt.addr), nil},
 	}
 	if _, err := exec.LookPath("curl"); err == nil {
-		kinds = append(kinds, struct{ name, primary string }{"Command(curl)", fmt.Sprintf("command = %q", "curl -s -f -o /dev/null "+tgt.url())})
+		kinds = append(kinds, kind{"Command(curl)", fmt.Sprintf("command = %q", "curl -s -f -o /dev/null "+tgt.url()), nil})
 	}
+	// The same with one P: how much of a round is the runtime's idle
+	// and wake-up work on two cores.
+	kinds = append(kinds, kind{"native HTTP, GOMAXPROCS=1", fmt.Sprintf("http = %q", tgt.url()), []string{"GOMAXPROCS=1"}},
+		kind{"native TCP, GOMAXPROCS=1", fmt.Sprintf("tcp = %q", tgt.addr), []string{"GOMAXPROCS=1"}})
 	fmt.Fprintf(w, "### 3b. CPU per round at interval 10 ms\n\nfstaidd's user+system CPU including reaped children (curl), from /proc/PID/stat, over rounds %d→%d after a warm-up; the target runs in the bench process and is not counted.\n\n", 200, 200+cfg.cpuRuns)
 	fmt.Fprintf(w, "| check | rounds | CPU µs/round | × native HTTP |\n|---|---|---|---|\n")
 	var httpCost float64
 	for _, k := range kinds {
-		perRound, n, err := cpuPerRound(ctx, cfg, bin, k.name, k.primary, 200, 200+cfg.cpuRuns)
+		perRound, n, err := cpuPerRound(ctx, cfg, bin, k.name, daemonSpec{interval: "0.01", primary: k.primary, env: k.env}, 200, 200+cfg.cpuRuns)
 		if err != nil {
 			return err
 		}
@@ -493,7 +503,7 @@ func footprintRounds(ctx context.Context, cfg *config, bin string) error {
 	pid := d.cmd.Process.Pid
 	type point struct {
 		rounds          uint64
-		rss             int64
+		rss, anon       int64
 		heap, inuse, gr float64
 		cpu             time.Duration
 	}
@@ -510,19 +520,19 @@ func footprintRounds(ctx context.Context, cfg *config, bin string) error {
 		if err != nil {
 			return fmt.Errorf("waiting for round %d: %w", mk, err)
 		}
-		rss, _, _ := procStatus(pid)
+		pm, _ := procMem(pid)
 		m, _ := d.metrics("go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_goroutines")
 		cpu, _ := procCPU(pid)
-		pts = append(pts, point{st.Rounds, rss, m["go_memstats_heap_alloc_bytes"], m["go_memstats_heap_inuse_bytes"], m["go_goroutines"], cpu})
+		pts = append(pts, point{st.Rounds, pm["VmRSS"], pm["RssAnon"], m["go_memstats_heap_alloc_bytes"], m["go_memstats_heap_inuse_bytes"], m["go_goroutines"], cpu})
 	}
 	fmt.Fprintf(w, "\n### 3c. Flatness: native HTTP check at interval 10 ms, %d rounds\n\n", cfg.rounds)
-	fmt.Fprintf(w, "| rounds | VmRSS MiB | Go heap alloc MiB | heap in use MiB | goroutines | CPU µs/round since previous row |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| rounds | VmRSS MiB | RssAnon MiB | Go heap alloc MiB | heap in use MiB | goroutines | CPU µs/round since previous row |\n|---|---|---|---|---|---|---|\n")
 	for i, p := range pts {
 		per := "—"
 		if i > 0 && p.rounds > pts[i-1].rounds {
 			per = fmt.Sprintf("%.0f", float64(p.cpu-pts[i-1].cpu)/float64(p.rounds-pts[i-1].rounds)/1e3)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %.0f | %s |\n", p.rounds, mib(p.rss), mib(int64(p.heap)), mib(int64(p.inuse)), p.gr, per)
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.0f | %s |\n", p.rounds, mib(p.rss), mib(p.anon), mib(int64(p.heap)), mib(int64(p.inuse)), p.gr, per)
 	}
 	var at10 *point
 	for i := range pts {
@@ -532,17 +542,17 @@ func footprintRounds(ctx context.Context, cfg *config, bin string) error {
 		}
 	}
 	if last := pts[len(pts)-1]; at10 != nil {
-		fmt.Fprintf(w, "\nRSS from round %d to %d: %+.1f MiB; heap in use: %+.2f MiB.\n", at10.rounds, last.rounds,
-			float64(last.rss-at10.rss)/(1<<20), (last.inuse-at10.inuse)/(1<<20))
+		fmt.Fprintf(w, "\nFrom round %d to %d: VmRSS %+.1f MiB, RssAnon %+.1f MiB, heap in use %+.2f MiB.\n", at10.rounds, last.rounds,
+			float64(last.rss-at10.rss)/(1<<20), float64(last.anon-at10.anon)/(1<<20), (last.inuse-at10.inuse)/(1<<20))
 	}
 	return nil
 }
 
 // cpuPerRound runs one daemon at 10 ms and returns its CPU per round
 // between rounds from and to, in µs.
-func cpuPerRound(ctx context.Context, cfg *config, bin, name, primary string, from, to int) (float64, int, error) {
-	dir := filepath.Join(cfg.workDir, "cpu-"+strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(name))
-	d, err := startDaemon(ctx, bin, dir, daemonSpec{interval: "0.01", primary: primary})
+func cpuPerRound(ctx context.Context, cfg *config, bin, name string, spec daemonSpec, from, to int) (float64, int, error) {
+	dir := filepath.Join(cfg.workDir, "cpu-"+strings.NewReplacer(" ", "-", "(", "", ")", "", ",", "", "=", "").Replace(name))
+	d, err := startDaemon(ctx, bin, dir, spec)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -562,4 +572,12 @@ func cpuPerRound(ctx context.Context, cfg *config, bin, name, primary string, fr
 	c1, _ := procCPU(pid)
 	n := int(st1.Rounds - st0.Rounds)
 	return float64(c1-c0) / float64(n) / 1e3, n, nil
+}
+
+func binSize(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "?"
+	}
+	return mib(fi.Size()) + " MiB"
 }

@@ -39,30 +39,29 @@ func p50p99(ds []time.Duration) string {
 
 // procStatus reads VmRSS and VmHWM of pid, in bytes.
 func procStatus(pid int) (rss, hwm int64, err error) {
+	m, err := procMem(pid)
+	return m["VmRSS"], m["VmHWM"], err
+}
+
+// procMem reads the memory lines of /proc/pid/status, in bytes: VmRSS,
+// VmHWM, RssAnon (heap, stacks), RssFile (the binary's pages).
+func procMem(pid int) (map[string]int64, error) {
+	out := map[string]int64{}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return out, err
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		k, v, ok := strings.Cut(s.Text(), ":")
-		if !ok {
+		if !ok || !strings.HasSuffix(v, "kB") {
 			continue
 		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseInt(f[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = n << 10
-		case "VmHWM":
-			hwm = n << 10
-		}
+		n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		out[k] = n << 10
 	}
-	return rss, hwm, s.Err()
+	return out, s.Err()
 }
 
 // procCPU is the user+system CPU of pid and of the children it reaped
