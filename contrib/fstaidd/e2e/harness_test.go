@@ -140,6 +140,49 @@ func newTopology(t *testing.T, servers bool) *topology {
 	return tp
 }
 
+// addStandby adds the standby host: namespace standby, linked to the
+// monitor (m-s 10.231.4.1 / s-m 10.231.4.2) and the bastion (b-s
+// 10.231.5.1 / s-b 10.231.5.2), running the same service, which answers
+// "standby ok". The service address 10.231.9.9 is not on it until a
+// handler moves it there.
+func (tp *topology) addStandby() *proc {
+	t := tp.t
+	t.Helper()
+	run(t, "ip", "netns", "add", "standby")
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", "standby").CombinedOutput(); err != nil {
+			t.Errorf("removing namespace standby: %v %s", err, out)
+		}
+	})
+	run(t, "ip", "-n", "standby", "link", "set", "lo", "up")
+	for _, l := range []struct{ a, aNS, aIP, b, bIP string }{
+		{"m-s", "monitor", "10.231.4.1/24", "s-m", "10.231.4.2/24"},
+		{"b-s", "bastion", "10.231.5.1/24", "s-b", "10.231.5.2/24"},
+	} {
+		run(t, "ip", "link", "add", l.a, "netns", l.aNS, "type", "veth", "peer", "name", l.b, "netns", "standby")
+		run(t, "ip", "-n", l.aNS, "addr", "add", l.aIP, "dev", l.a)
+		run(t, "ip", "-n", "standby", "addr", "add", l.bIP, "dev", l.b)
+		run(t, "ip", "-n", l.aNS, "link", "set", l.a, "up")
+		run(t, "ip", "-n", "standby", "link", "set", l.b, "up")
+	}
+	ctrl := filepath.Join(tp.dir, "standby")
+	if err := os.Mkdir(ctrl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, "standby", "standby", filepath.Join(tp.dir, "standby.log"),
+		[]string{envRole + "=target"}, selfBin, "0.0.0.0:80", ctrl)
+	waitReady(t, p, filepath.Join(ctrl, "ready"))
+	return p
+}
+
+// moveToStandby is a handler action that moves the service address from
+// the target to the standby and points the monitor's and the bastion's
+// routes at it, as a route-table or secondary-IP handler would.
+const moveToStandby = `ip -n target addr del 10.231.9.9/32 dev lo || true   # fence the old active
+ip -n standby addr add 10.231.9.9/32 dev lo
+ip -n monitor route replace 10.231.9.9/32 via 10.231.4.2 dev m-s
+ip -n bastion route replace 10.231.9.9/32 via 10.231.5.2 dev b-s`
+
 // startTarget starts the target service in the target namespace.
 func (tp *topology) startTarget() {
 	t := tp.t
@@ -617,6 +660,9 @@ type scenario struct {
 	lockDir string
 	calls   string // the handler records each call here
 	handler string
+	// handlerAction is shell run by the handler after it recorded its
+	// call, before it sleeps: what a real handler does (move an address).
+	handlerAction string
 }
 
 func newScenario(t *testing.T) *scenario {
@@ -654,10 +700,11 @@ echo $$ > "$d/call.$n/pid"
 for a in "$@"; do printf '%%s\n' "$a"; done > "$d/call.$n/argv"
 env | grep '^FSTAID_' | sort > "$d/call.$n/env"
 if [ -e %q ]; then cat %q > "$d/call.$n/lock"; else echo MISSING > "$d/call.$n/lock"; fi
+%s
 sleep %s
 echo finished > "$d/call.$n/finished"
 exit %d
-`, s.calls, s.lockPath(), s.lockPath(), strconv.FormatFloat(sleep.Seconds(), 'f', -1, 64), exit)
+`, s.calls, s.lockPath(), s.lockPath(), s.handlerAction, strconv.FormatFloat(sleep.Seconds(), 'f', -1, 64), exit)
 	if err := os.WriteFile(s.handler, []byte(script), 0o755); err != nil {
 		s.t.Fatal(err)
 	}

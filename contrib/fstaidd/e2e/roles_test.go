@@ -96,7 +96,8 @@ func (s *targetServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "target: failing on purpose ("+mode+")", http.StatusServiceUnavailable)
 		return
 	}
-	fmt.Fprintln(w, "target ok")
+	// "target ok", or "standby ok" from the standby's server.
+	fmt.Fprintln(w, filepath.Base(s.ctrl), "ok")
 }
 
 // proxyServer is the bastion: absolute-form requests (curl -x) are

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +151,55 @@ func TestScenario01Variants(t *testing.T) {
 		}
 		wantLog(t, d.logText(), "a handler failed")
 	})
+}
+
+// Scenario 1, the whole story: the handler moves the service address to
+// the standby (fence the old active, move the address, re-point routes);
+// afterwards the service answers again, from the standby, both from the
+// monitor and through the bastion.
+func TestScenario01AddressMovesToStandby(t *testing.T) {
+	needHarness(t)
+	tp := newTopology(t, true)
+	tp.addStandby()
+	s := newScenario(t)
+	s.handlerAction = moveToStandby
+	s.writeHandler(0, 0)
+	d := armed(t, s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl+selfCurl))
+	if got := fetch(t, "monitor", "http://"+targetIP+"/", ""); got != "target ok" {
+		t.Fatalf("before the failover the service says %q, want target ok", got)
+	}
+	tp.target.stop()
+	wantExit(t, d, 20*time.Second, exitFailedOver)
+	wantArgv(t, s.oneCall(), "7", "false", "22", "false")
+	wantDoneRecord(t, s, d, "auto")
+	if got := fetch(t, "monitor", "http://"+targetIP+"/", ""); got != "standby ok" {
+		t.Errorf("after the failover the service says %q from the monitor, want standby ok", got)
+	}
+	if got := fetch(t, "monitor", "http://"+targetIP+"/", "http://"+bastionIP+":"+proxyPort); got != "standby ok" {
+		t.Errorf("after the failover the service says %q through the bastion, want standby ok", got)
+	}
+}
+
+// fetch GETs url from network namespace ns (through proxy if set) and
+// returns the trimmed body, or the error text.
+func fetch(t *testing.T, ns, target, proxy string) string {
+	t.Helper()
+	c := httpClientIn("/run/netns/" + ns)
+	c.Timeout = 5 * time.Second
+	if proxy != "" {
+		u, err := url.Parse(proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Transport.(*http.Transport).Proxy = http.ProxyURL(u)
+	}
+	resp, err := c.Get(target)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
 }
 
 // Scenario 2: the monitor↔target link is cut; the bastion still reaches
