@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"sync"
@@ -195,8 +196,10 @@ func BenchmarkFailToHandler(b *testing.B) {
 }
 
 // BenchmarkRound measures one monitoring round of a running Monitor: its
-// allocations (allocs/op, B/op) and its CPU (cpu-µs/round, the loopback
-// target's share included for the network kinds). Rounds run back to
+// allocations (allocs/op, B/op), its CPU (cpu-µs/round) and the
+// goroutines it starts (goroutines/round), the loopback target's share
+// included for the network kinds (the HTTP server starts one goroutine
+// per connection; the TCP target none). Rounds run back to
 // back (interval 1ns), so the timer wake-up between rounds is in it too.
 // "func" is a CheckFunc that passes: the round's own machinery alone.
 //
@@ -237,7 +240,7 @@ func BenchmarkRound(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
-			start := cpuTime()
+			start, created := cpuTime(), goroutinesCreated()
 			b.ResetTimer()
 			if err := m.Run(ctx); err != nil {
 				b.Fatal(err)
@@ -245,6 +248,7 @@ func BenchmarkRound(b *testing.B) {
 			b.StopTimer()
 			<-armed
 			b.ReportMetric(float64(cpuTime()-start)/float64(b.N)/1000, "cpu-µs/round")
+			b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/round")
 		})
 	}
 }
@@ -292,4 +296,14 @@ func BenchmarkMonitorFootprint(b *testing.B) {
 			<-d
 		}
 	}
+}
+
+// goroutinesCreated is the number of goroutines this process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
