@@ -159,6 +159,7 @@ const (
 	NoticeFailoverStarted  NoticeKind = "failover-started"  // deciding to fail over; the lock is being taken
 	NoticeFailoverFinished NoticeKind = "failover-finished" // the handlers returned (Record is set)
 	NoticeLocked           NoticeKind = "locked"            // a failover record exists (Record is set)
+	NoticeLockUnavailable  NoticeKind = "lock-unavailable"  // the lock could not be taken: no handler ran (Err is set)
 	NoticeStopped          NoticeKind = "stopped"           // Run returned (Err is its result)
 )
 
@@ -951,8 +952,9 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 			m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: le.Record, Reason: le.Error()})
 			return le.Record, le, false
 		}
-		m.setState(Notice{Kind: prevNotice(prev.State), State: prev.State, Reason: prev.Reason})
-		return nil, fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err), false
+		err = fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err)
+		m.setState(Notice{Kind: NoticeLockUnavailable, State: prev.State, Reason: prev.Reason, Err: err})
+		return nil, err, false
 	}
 	m.logger.Warn("failover lock taken; running handlers", "event", "failover-started", "lock", m.lockName(), "reason", ev.Reason)
 	m.publishRecord(rec)
@@ -998,15 +1000,6 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 	return snap, ferr, true
 }
 
-func prevNotice(s State) NoticeKind {
-	switch s {
-	case StateArmed:
-		return NoticeArmed
-	case StateUnarmed:
-		return NoticeUnarmed
-	}
-	return NoticeStarted
-}
 
 // finish records a failover's final result; failSem must be held.
 func (m *Monitor) finish(rec *Record, err error) {

@@ -499,8 +499,14 @@ func TestLockUnavailableFailsClosed(t *testing.T) {
 		lock := &memLock{failWith: errors.New("disk on fire")}
 		h := &handlerLog{}
 		p := &script{fn: failFrom(2)}
+		unavailable := 0
 		m := newMonitor(t, fstaid.WithPrimary(p, time.Second),
-			fstaid.WithHandler("h", h, time.Second), fstaid.WithLock(lock))
+			fstaid.WithHandler("h", h, time.Second), fstaid.WithLock(lock),
+			fstaid.WithObserver(func(n fstaid.Notice) {
+				if n.Kind == fstaid.NoticeLockUnavailable && errors.Is(n.Err, fstaid.ErrLockUnavailable) {
+					unavailable++
+				}
+			}))
 		ctx, cancel := context.WithCancel(t.Context())
 		done := runAsync(ctx, m)
 		time.Sleep(3*time.Second + time.Millisecond)
@@ -516,6 +522,9 @@ func TestLockUnavailableFailsClosed(t *testing.T) {
 		}
 		if p.calls < 4 {
 			t.Errorf("monitoring stopped after %d checks", p.calls)
+		}
+		if unavailable < 3 {
+			t.Errorf("%d lock-unavailable notices, want one per failed attempt", unavailable)
 		}
 	})
 }
