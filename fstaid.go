@@ -1000,7 +1000,6 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 	return snap, ferr, true
 }
 
-
 // finish records a failover's final result; failSem must be held.
 func (m *Monitor) finish(rec *Record, err error) {
 	m.failRec, m.failErr = rec, err
