@@ -169,14 +169,18 @@ tarball="$cache/$suite-minbase-$arch.tgz"
 mkdir -p "$cache"
 if [ ! -s "$tarball" ]; then
 	step "debootstrap --make-tarball ($suite from $mirror, cached in $cache)"
+	# Built under a name of its own and renamed: a concurrent or
+	# interrupted run never sees a partial tarball. Delete the tarball to
+	# refresh it.
 	tmpdir=$(mktemp -d /var/tmp/fstaid-debootstrap.XXXXXX)
-	debootstrap --variant=minbase --make-tarball="$tarball.tmp" "$suite" "$tmpdir" "$mirror" >"$cache/make-tarball.log" 2>&1 || {
+	partial="$tarball.$$.tmp"
+	debootstrap --variant=minbase --make-tarball="$partial" "$suite" "$tmpdir" "$mirror" >"$cache/make-tarball.log" 2>&1 || {
 		tail -20 "$cache/make-tarball.log" >&2
-		rm -rf --one-file-system "$tmpdir" "$tarball.tmp"
+		rm -rf --one-file-system "$tmpdir" "$partial"
 		fail "debootstrap --make-tarball failed (log: $cache/make-tarball.log)"
 	}
 	rm -rf --one-file-system "$tmpdir"
-	mv "$tarball.tmp" "$tarball"
+	mv "$partial" "$tarball"
 fi
 
 step "debootstrap --variant=minbase --unpack-tarball $tarball"
