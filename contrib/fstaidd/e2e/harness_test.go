@@ -663,6 +663,8 @@ type scenario struct {
 	// handlerAction is shell run by the handler after it recorded its
 	// call, before it sleeps: what a real handler does (move an address).
 	handlerAction string
+	// handlerTimeout is [handler] timeout in seconds; "10" by default.
+	handlerTimeout string
 }
 
 func newScenario(t *testing.T) *scenario {
@@ -715,8 +717,12 @@ exit %d
 // check sections, and the [[user]].
 func (s *scenario) writeConfig(global, sections string) string {
 	s.t.Helper()
-	cfg := fmt.Sprintf("[global]\nport = %s\nlockdir = %q\n%s\n[handler]\ncommand = %q\ntimeout = 10\n\n%s\n[[user]]\nuserid = %q\npassword = %q\n",
-		daemonPort, s.lockDir, global, s.handler, sections, authUser, authPass)
+	timeout := s.handlerTimeout
+	if timeout == "" {
+		timeout = "10"
+	}
+	cfg := fmt.Sprintf("[global]\nport = %s\nlockdir = %q\n%s\n[handler]\ncommand = %q\ntimeout = %s\n\n%s\n[[user]]\nuserid = %q\npassword = %q\n",
+		daemonPort, s.lockDir, global, s.handler, timeout, sections, authUser, authPass)
 	path := filepath.Join(s.dir, "fstaidd.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		s.t.Fatal(err)

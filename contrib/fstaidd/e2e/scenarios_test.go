@@ -151,6 +151,33 @@ func TestScenario01Variants(t *testing.T) {
 		}
 		wantLog(t, d.logText(), "a handler failed")
 	})
+	t.Run("handler-times-out-exit-11", func(t *testing.T) {
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		s.writeHandler(30*time.Second, 0)
+		s.handlerTimeout = "1"
+		d := armed(t, s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl))
+		tp.target.stop()
+		wantExit(t, d, 20*time.Second, exitHandlerFailed)
+		c := s.oneCall()
+		if c.finished {
+			t.Errorf("the handler ran to its end despite its 1s timeout")
+		}
+		r := s.readRecord()
+		if r.State != "handler-failed" || len(r.Handlers) != 1 || !r.Handlers[0].TimedOut {
+			t.Errorf("record = %+v, want handler-failed with the handler timed out", r)
+		}
+		// The handler's whole process group was killed: its sleep too.
+		b, _ := os.ReadFile(filepath.Join(s.calls, "call.1", "pid"))
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			if alive(pid) {
+				t.Errorf("the timed-out handler (pid %d) still runs", pid)
+			}
+			if live := groupMembers(pid); len(live) > 0 {
+				t.Errorf("processes %v of the timed-out handler's group %d still run", live, pid)
+			}
+		}
+	})
 }
 
 // Scenario 1, the whole story: the handler moves the service address to
@@ -261,6 +288,37 @@ func TestScenario03MonitorIsolated(t *testing.T) {
 		s.noCalls()
 		s.noLock()
 		wantLog(t, d.logText(), "self check failed: this monitor is cut off; stopping without failover")
+	})
+	t.Run("self-fails-after-the-target", func(t *testing.T) {
+		// Step 4: the target looks dead, but by then the monitor's own
+		// check fails: no failover, and monitoring goes on (the original's
+		// behaviour, not step 1's exit). The primary script marks the
+		// moment it fails; the self script fails once after that mark.
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		mark := filepath.Join(s.dir, "isolated")
+		primary := filepath.Join(s.dir, "primary.sh")
+		self := filepath.Join(s.dir, "self.sh")
+		writeFile(t, primary, fmt.Sprintf("#!/bin/sh\ncurl -s -f http://target/ && exit 0\ntouch %q\nexit 7\n", mark))
+		writeFile(t, self, fmt.Sprintf("#!/bin/sh\nif [ -e %[1]q ]; then rm -f %[1]q; exit 1; fi\nexec curl -s -f http://bastion:3128/\n", mark))
+		os.Chmod(primary, 0o755)
+		os.Chmod(self, 0o755)
+		sections := fmt.Sprintf("[primary]\ncommand = %q\ntimeout = 1\n\n%s\n[self]\ncommand = %q\ntimeout = 1\n", primary, secondaryCurl, self)
+		d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 1\n", sections))
+		tp.target.stop()
+		st := d.waitStatus(15*time.Second, "a round with verdict self-check-failed-after", func(st *status) bool {
+			return st.LastRound != nil && st.LastRound.Verdict == "self-check-failed-after"
+		})
+		first := st.Rounds
+		d.waitStatus(15*time.Second, "3 more rounds", func(st *status) bool { return st.Rounds >= first+3 })
+		if st, _ := d.status(); st == nil || st.State != "armed" {
+			t.Errorf("state = %+v, want still armed", st)
+		}
+		s.noCalls()
+		s.noLock()
+		wantLog(t, d.logText(), "the self check failed after it: no failover")
+		d.signal(syscall.SIGTERM)
+		wantExit(t, d, 10*time.Second, exitStopped)
 	})
 	t.Run("continue_if_self_check_failed", func(t *testing.T) {
 		newTopology(t, true)
@@ -447,6 +505,34 @@ wait
 	wantExit(t, d, 10*time.Second, exitStopped)
 }
 
+// groupMembers returns the live (not zombie) processes of process group
+// pgid. (kill(-pgid, 0) would count zombies: killed grandchildren are
+// reparented to the harness, which does not reap them all.)
+func groupMembers(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:]) // state ppid pgrp ...
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -555,6 +641,37 @@ func TestScenario07ConcurrentFail(t *testing.T) {
 			t.Errorf("the handler was cut short when the client disconnected")
 		}
 		wantDoneRecord(t, s, d, "manual")
+	})
+	t.Run("two-monitors-one-lock", func(t *testing.T) {
+		// Two fstaidd watch the same target with the same lock file
+		// (same port, so the same fstaid.<port>.lock; different listen
+		// addresses): both see it die, one takes the lock, the handler
+		// runs once.
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		s.writeHandler(500*time.Millisecond, 0)
+		cfg1 := s.writeConfig("interval = 0.1\nmaxattempts = 1\n", primaryCurl)
+		cfg2 := filepath.Join(s.dir, "second", "fstaidd.toml")
+		os.MkdirAll(filepath.Dir(cfg2), 0o755)
+		b, _ := os.ReadFile(cfg1)
+		writeFile(t, cfg2, strings.Replace(string(b), "[global]\n", "[global]\nlisten = \"127.0.0.1:8081\"\n", 1))
+		d1 := armed(t, cfg1)
+		d2 := startDaemon(t, "monitor", cfg2)
+		d2.base = "http://127.0.0.1:8081"
+		d2.waitReady()
+		d2.waitStatus(15*time.Second, "the second monitor armed", func(st *status) bool { return st.State == "armed" })
+		tp.target.stop()
+		c1, c2 := d1.wait(t, 20*time.Second), d2.wait(t, 20*time.Second)
+		if (c1 == exitFailedOver) == (c2 == exitFailedOver) {
+			t.Errorf("exit statuses %d and %d: want exactly one monitor to fail over (10)", c1, c2)
+		}
+		if c1 != exitFailedOver && c1 != exitLocked || c2 != exitFailedOver && c2 != exitLocked {
+			t.Errorf("exit statuses %d and %d: the one that lost the lock should report it (12)", c1, c2)
+		}
+		s.oneCall()
+		if r := s.readRecord(); r.State != "done" || (r.PID != d1.cmd.Process.Pid && r.PID != d2.cmd.Process.Pid) {
+			t.Errorf("record = %+v, want done by one of the two", r)
+		}
 	})
 	t.Run("racing-each-other", func(t *testing.T) {
 		newTopology(t, true)
@@ -848,13 +965,25 @@ password = "s3cret"
 		t.Errorf("GET /fail: %d %v, want 405 (a GET must never fail over)", code, err)
 	}
 
+	// logrotate: move the log away, SIGHUP, and fstaidd writes a new one.
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	d.signal(syscall.SIGHUP)
+	waitFor(t, 5*time.Second, "fstaidd to reopen its log on SIGHUP", func() bool {
+		_, err := os.Stat(logFile)
+		return err == nil
+	})
+
 	tp.target.stop()
 	wantExit(t, d, 20*time.Second, exitFailedOver)
 	c := s.oneCall()
 	wantArgv(t, c, "7", "false", "22", "false")
 	wantRecordBeforeHandler(t, c, "auto")
 	wantDoneRecord(t, s, d, "auto")
-	// [global] log is where the log went.
+	// [global] log is where the log went: before the rotation, and after.
+	old, _ := os.ReadFile(logFile + ".1")
+	wantLog(t, string(old), "msg=armed")
 	b, _ := os.ReadFile(logFile)
 	wantLog(t, string(b), "target is dead: failing over", "failover done")
 }
