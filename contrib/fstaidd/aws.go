@@ -36,8 +36,16 @@ func (d *decoder) aws(cfg *Config) {
 	cfg.AWS = ac
 }
 
-// flatten lists the errors joined in err.
+// flatten lists the errors joined in err (errors.Join or go-multierror).
 func flatten(err error) []error {
+	var me *multierror.Error
+	if errors.As(err, &me) {
+		var out []error
+		for _, e := range me.WrappedErrors() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
 	var j interface{ Unwrap() []error }
 	if errors.As(err, &j) {
 		var out []error

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fstaid/fstaid"
 	awsx "github.com/fstaid/fstaid/contrib/aws"
+	"github.com/fstaid/fstaid/contrib/etcd"
 )
 
 // errConfig marks configuration errors (exit status 78).
@@ -39,6 +40,9 @@ type Config struct {
 
 	// AWS holds the [aws] section: floating-IP handlers and the IMDS check.
 	AWS *awsx.Config
+	// Etcd holds the [etcd] section: a failover record shared by several
+	// monitors, and k-of-n verdicts.
+	Etcd *etcd.Config
 
 	// ext holds the extension sections ([aws], [etcd]) for their packages.
 	ext map[string]any
@@ -162,6 +166,7 @@ func ParseConfig(data string) (*Config, error) {
 	}
 	root.rejectUnknown()
 	d.aws(cfg)
+	d.etcd(cfg)
 	d.defaults(cfg)
 	d.validate(cfg)
 	if d.errs != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/etcd"
 	"github.com/fstaid/fstaid/systemd"
 )
 
@@ -130,8 +131,22 @@ func (d *daemon) run(ctx context.Context) int {
 		serveDrain(failLs, configErrorHandler(err), logger)
 		return exitConfig
 	}
-	lock := fstaid.NewFileLock(cfg.LockFile())
-	opts = append(opts, fstaid.WithLock(lock), fstaid.WithLogger(logger),
+	var lock fstaid.Lock = fstaid.NewFileLock(cfg.LockFile())
+	var store *etcd.Store
+	if cfg.Etcd != nil {
+		store, err = openEtcd(cfg, logger)
+		if err != nil {
+			logger.Error("configuration error", "error", err)
+			serveDrain(failLs, configErrorHandler(err), logger)
+			return exitConfig
+		}
+		defer store.Close()
+		lock = store.Lock()
+		opts = append(opts, etcdOptions(cfg, store)...)
+	} else {
+		opts = append(opts, fstaid.WithLock(lock))
+	}
+	opts = append(opts, fstaid.WithLogger(logger),
 		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe))
 	opts = append(opts, d.extraOpts...)
 	m, err := fstaid.New(opts...)
@@ -161,7 +176,7 @@ func (d *daemon) run(ctx context.Context) int {
 		}
 	}
 
-	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: lock.Path(), logger: logger, gather: met.reg}
+	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: fmt.Sprint(lock), logger: logger, gather: met.reg, etcd: store}
 	srv := newHTTPServer(a.handler(), logger)
 	var serving sync.WaitGroup
 	var drains []*drainingListener
@@ -176,7 +191,7 @@ func (d *daemon) run(ctx context.Context) int {
 			srv.Serve(dl)
 		}()
 	}
-	logger.Info("serving", "addresses", fmt.Sprint(addrs), "activated", len(failLs) > 0, "lock", lock.Path(),
+	logger.Info("serving", "addresses", fmt.Sprint(addrs), "activated", len(failLs) > 0, "lock", fmt.Sprint(lock),
 		"version", version())
 	notifier.Ready()
 	if d.serving != nil {
@@ -196,6 +211,9 @@ func (d *daemon) run(ctx context.Context) int {
 
 	runErr := m.Run(ctx)
 	code := exitCode(runErr)
+	if code == exitConfig && etcdUnavailable(runErr) {
+		code = exitSoftware // an etcd outage is not a configuration error: restart
+	}
 	notifier.Stopping()
 	if drainsOnExit(code) {
 		for _, dl := range drains {

@@ -15,6 +15,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	state     *prometheus.GaugeVec
 	failovers *prometheus.CounterVec
+	lockErrs  prometheus.Counter
 }
 
 var states = []fstaid.State{
@@ -29,7 +30,7 @@ func newMetrics() *metrics {
 			Name: "fstaid_rounds_total", Help: "Monitoring rounds by verdict.",
 		}, []string{"verdict"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fstaid_check_results_total", Help: "Check runs by check and result (pass, fail, timeout).",
+			Name: "fstaid_check_results_total", Help: "Round outcomes by check and result (pass, fail, timeout); the primary's last attempt.",
 		}, []string{"check", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "fstaid_check_duration_seconds", Help: "Check durations.",
@@ -41,8 +42,11 @@ func newMetrics() *metrics {
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fstaid_failovers_total", Help: "Failovers by reason and outcome (done, handler-failed).",
 		}, []string{"reason", "outcome"}),
+		lockErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fstaid_lock_unavailable_total", Help: "Failovers not run because the lock could not be taken (fail closed).",
+		}),
 	}
-	m.reg.MustRegister(m.rounds, m.checks, m.latency, m.state, m.failovers,
+	m.reg.MustRegister(m.rounds, m.checks, m.latency, m.state, m.failovers, m.lockErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.setState(fstaid.StateNew)
 	return m
@@ -77,6 +81,9 @@ func (m *metrics) observe(n fstaid.Notice) {
 			m.checks.WithLabelValues(r.Check, result).Inc()
 			m.latency.WithLabelValues(r.Check).Observe(r.Duration.Seconds())
 		}
+	}
+	if n.Kind == fstaid.NoticeLockUnavailable {
+		m.lockErrs.Inc()
 	}
 	if n.Kind == fstaid.NoticeFailoverFinished && n.Record != nil {
 		m.failovers.WithLabelValues(string(n.Record.Reason()), string(n.Record.State)).Inc()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/etcd"
 )
 
 // Server timeouts. A /fail request extends its own write deadline to the
@@ -36,6 +37,7 @@ type api struct {
 	lock    string
 	logger  *slog.Logger
 	gather  prometheus.Gatherer
+	etcd    *etcd.Store // nil without [etcd]
 }
 
 func (a *api) handler() http.Handler {
@@ -118,13 +120,26 @@ type statusResponse struct {
 	Lock    string `json:"lock"`
 	PID     int    `json:"pid"`
 	Version string `json:"version"`
+	// Etcd is the shared view with [etcd]: the record, its holder, every
+	// monitor's verdict; EtcdError says why it is missing.
+	Etcd      *etcd.Status `json:"etcd,omitempty"`
+	EtcdError string       `json:"etcd_error,omitempty"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	st := a.monitor.Status()
-	writeJSON(w, http.StatusOK, statusResponse{
-		Status: st, Armed: st.State == fstaid.StateArmed, Lock: a.lock, PID: os.Getpid(), Version: version(),
-	})
+	resp := statusResponse{Status: st, Armed: st.State == fstaid.StateArmed, Lock: a.lock, PID: os.Getpid(), Version: version()}
+	if a.etcd != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		es, err := a.etcd.Status(ctx)
+		cancel()
+		if err != nil {
+			resp.EtcdError = err.Error()
+		} else {
+			resp.Etcd = es
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -44,18 +44,26 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 	}
 
 	lock := fstaid.NewFileLock(cfg.LockFile())
-	fmt.Fprintf(out, "lock: %s\n", lock.Path())
-	if err := lock.Probe(ctx); err != nil {
+	if cfg.Etcd != nil {
+		fmt.Fprintln(out, "lock: in etcd (the lock directory is not used)")
+	} else {
+		fmt.Fprintf(out, "lock: %s\n", lock.Path())
+	}
+	if cfg.Etcd != nil {
+		// etcdCheck below probes the shared lock.
+	} else if err := lock.Probe(ctx); err != nil {
 		bad("lock directory not writable: %v", err)
 	} else {
 		fmt.Fprintln(out, "  directory writable (fsync ok)")
 	}
-	if err := lock.Persistent(); err != nil {
+	if cfg.Etcd != nil {
+	} else if err := lock.Persistent(); err != nil {
 		bad("%v", err)
 	} else {
 		fmt.Fprintln(out, "  directory persistent across reboots")
 	}
-	if rec, err := lock.Load(ctx); err != nil {
+	if cfg.Etcd != nil {
+	} else if rec, err := lock.Load(ctx); err != nil {
 		bad("lock unreadable: %v", err)
 	} else if rec != nil {
 		bad("LOCKED: a failover record exists (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec))
@@ -86,7 +94,7 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		}
 		fmt.Fprintln(out)
 	}
-	for _, line := range awsChecks(ctx, cfg) {
+	for _, line := range append(awsChecks(ctx, cfg), etcdCheck(ctx, cfg)...) {
 		if strings.HasPrefix(line, "PROBLEM") {
 			problems++
 		}
@@ -238,7 +246,7 @@ func cmdStatus(ctx context.Context, path, addr, user, password string, out, errO
 			fmt.Fprintf(out, "lock %s: LOCKED, %s\n", cfg.LockFile(), describeRecord(rec))
 		}
 	}
-	for _, line := range extensionStatus(ctx, cfg) {
+	for _, line := range etcdStatus(ctx, cfg) {
 		fmt.Fprintln(out, line)
 	}
 	if err != nil {
@@ -246,9 +254,6 @@ func cmdStatus(ctx context.Context, path, addr, user, password string, out, errO
 	}
 	return 0
 }
-
-// extensionStatus adds extension state (etcd verdicts) to `status`.
-var extensionStatus = func(ctx context.Context, cfg *Config) []string { return nil }
 
 const rolesWarning = `WARNING: after a failover the roles are swapped. The standby is now the
 active server. Re-arming with the old configuration would watch the wrong
@@ -261,6 +266,9 @@ func cmdUnlock(ctx context.Context, path string, yes bool, _ io.Reader, out, err
 	if err != nil {
 		fmt.Fprintln(errOut, err)
 		return exitConfig
+	}
+	if cfg.Etcd != nil {
+		return etcdUnlock(ctx, cfg, yes, func(s string) { fmt.Fprintln(out, s) })
 	}
 	lock := fstaid.NewFileLock(cfg.LockFile())
 	rec, err := lock.Load(ctx)
@@ -290,12 +298,6 @@ func cmdUnlock(ctx context.Context, path string, yes bool, _ io.Reader, out, err
 		d.Sync()
 		d.Close()
 	}
-	for _, line := range extensionUnlock(ctx, cfg) {
-		fmt.Fprintln(out, line)
-	}
 	fmt.Fprintf(out, "removed %s: fstaidd will arm on its next start\n", lock.Path())
 	return 0
 }
-
-// extensionUnlock clears extension locks (the etcd record).
-var extensionUnlock = func(ctx context.Context, cfg *Config) []string { return nil }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/etcd"
+)
+
+// With [etcd], several fstaidd on different hosts watch one target and
+// share one failover record: the first to decide takes it, the others
+// see it and stop without running a handler. The file lock is not used.
+
+// quorumTimeout bounds the k-of-n verdict check (the secondary check when
+// [etcd] quorum is set).
+const quorumTimeout = 5 * time.Second
+
+func (d *decoder) etcd(cfg *Config) {
+	v, ok := cfg.ext["etcd"]
+	if !ok {
+		return
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		d.errorf("", "etcd", "must be a table ([etcd]), got %s", typeName(v))
+		return
+	}
+	if q, ok := m["quorum"].(int64); ok && q > 0 && cfg.Secondary != nil {
+		d.errorf("etcd", "quorum", "replaces [secondary] (k of n monitors' verdicts are the second opinion): remove one of them")
+	}
+	ec, err := etcd.ParseConfig(m)
+	if err != nil {
+		for _, e := range flatten(err) {
+			d.errs = multierror.Append(d.errs, e)
+		}
+		return
+	}
+	cfg.Etcd = ec
+}
+
+// openEtcd connects to etcd; the caller closes the store.
+func openEtcd(cfg *Config, logger *slog.Logger) (*etcd.Store, error) {
+	store, err := etcd.Open(cfg.Etcd, logger)
+	if err != nil {
+		return nil, fmt.Errorf("%w: [etcd]: %w", errConfig, err)
+	}
+	return store, nil
+}
+
+// etcdOptions are the Monitor options [etcd] adds: the shared lock and,
+// with a quorum, the verdicts as the secondary check.
+func etcdOptions(cfg *Config, store *etcd.Store) []fstaid.Option {
+	opts := []fstaid.Option{fstaid.WithLock(store.Lock())}
+	if k := cfg.Etcd.Quorum; k > 0 {
+		v := store.Verdicts()
+		opts = append(opts, fstaid.WithSecondary(v.Quorum(k), quorumTimeout), fstaid.WithObserver(v.Observer()))
+	}
+	return opts
+}
+
+// etcdUnavailable reports an etcd outage (restartable), as opposed to a
+// lock directory that cannot be written (a configuration error).
+func etcdUnavailable(err error) bool {
+	var ue *etcd.UnavailableError
+	return errors.As(err, &ue)
+}
+
+// etcdCheck is `fstaidd check`'s part for etcd.
+func etcdCheck(ctx context.Context, cfg *Config) []string {
+	if cfg.Etcd == nil {
+		return nil
+	}
+	store, err := openEtcd(cfg, discard)
+	if err != nil {
+		return []string{"PROBLEM: " + err.Error()}
+	}
+	defer store.Close()
+	var lines []string
+	if err := store.Lock().Probe(ctx); err != nil {
+		lines = append(lines, fmt.Sprintf("PROBLEM: etcd lock %s: %v", store.Lock(), err))
+	} else {
+		lines = append(lines, fmt.Sprintf("etcd lock %s: reachable and writable", store.Lock()))
+	}
+	if rec, err := store.Lock().Load(ctx); err == nil && rec != nil {
+		lines = append(lines, fmt.Sprintf("PROBLEM: LOCKED: a failover record exists in etcd (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec)))
+	}
+	if cfg.Etcd.Quorum > 0 {
+		if err := store.Verdicts().Probe(ctx); err != nil {
+			lines = append(lines, fmt.Sprintf("PROBLEM: etcd verdicts: %v", err))
+		} else {
+			lines = append(lines, fmt.Sprintf("etcd verdicts: this monitor (%s) may publish; quorum %d", store.MonitorID(), cfg.Etcd.Quorum))
+		}
+	}
+	return lines
+}
+
+// etcdStatus is `fstaidd status`'s part for etcd: the record, its holder
+// and every monitor's verdict.
+func etcdStatus(ctx context.Context, cfg *Config) []string {
+	if cfg.Etcd == nil {
+		return nil
+	}
+	store, err := openEtcd(cfg, discard)
+	if err != nil {
+		return []string{"etcd: " + err.Error()}
+	}
+	defer store.Close()
+	st, err := store.Status(ctx)
+	if err != nil {
+		return []string{"etcd: " + err.Error()}
+	}
+	data, _ := json.MarshalIndent(st, "", "  ")
+	lines := []string{"etcd (all monitors):", string(data)}
+	if st.Interrupted {
+		lines = append(lines, "WARNING: a failover was interrupted (its holder died mid-handler): check the target and the standby by hand")
+	}
+	return lines
+}
+
+// etcdUnlock removes the etcd record, only if it is still the one shown.
+func etcdUnlock(ctx context.Context, cfg *Config, yes bool, out func(string)) int {
+	store, err := openEtcd(cfg, discard)
+	if err != nil {
+		out(err.Error())
+		return 1
+	}
+	defer store.Close()
+	st, err := store.Status(ctx)
+	if err != nil {
+		out(err.Error())
+		return 1
+	}
+	if st.Record == nil {
+		out("no failover record at " + st.Lock + ": nothing to unlock")
+		return 0
+	}
+	data, _ := json.MarshalIndent(st, "", "  ")
+	out(fmt.Sprintf("failover record at %s (%s):\n%s", st.Lock, describeRecord(st.Record), data))
+	if st.Holder != nil {
+		out(fmt.Sprintf("WARNING: monitor %s still holds it (alive): its failover may still be running", st.Holder.Monitor))
+	}
+	out(rolesWarning)
+	if !yes {
+		out("Not removed. Run `fstaidd unlock -yes` once the configuration matches the new roles.")
+		return 1
+	}
+	if _, err := store.UnlockRevision(ctx, st.Revision); err != nil {
+		out("removing the record: " + err.Error())
+		return 1
+	}
+	out("removed " + st.Lock + ": every fstaidd sharing it will arm on its next start")
+	return 0
+}

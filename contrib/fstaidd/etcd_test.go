@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/fstaid/fstaid"
+)
+
+// startEtcd runs a one-member etcd in the test process on 127.0.0.1.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	port := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = t.TempDir()
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.UnsafeNoFsync = true
+	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port())}
+	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port())}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(20 * time.Second):
+		t.Fatal("etcd not ready")
+	}
+	return client.String()
+}
+
+func etcdSection(endpoint, id string) string {
+	return fmt.Sprintf("\n[etcd]\nendpoints = [%q]\nprefix = \"/fstaid/db1\"\nmonitor_id = %q\n", endpoint, id)
+}
+
+// Two fstaidd on "different hosts" watch one target through one etcd:
+// the target dies, exactly one handler runs across both, the other
+// monitor stops on the record (exit 12).
+func TestEtcdTwoDaemonsOneFailover(t *testing.T) {
+	endpoint := startEtcd(t)
+	e1 := newEnv(t, 0, etcdSection(endpoint, "mon1"))
+	e2 := newEnv(t, 0, etcdSection(endpoint, "mon2"))
+	// One target: both primaries look at e1's marker.
+	data, _ := os.ReadFile(e2.config)
+	os.WriteFile(e2.config, []byte(strings.Replace(string(data), e2.dir+"/dead", e1.dir+"/dead", 1)), 0o644)
+	r1, r2 := e1.start(), e2.start()
+	r1.waitState(t, fstaid.StateArmed)
+	r2.waitState(t, fstaid.StateArmed)
+	e1.touch("dead")
+	codes := map[int]int{}
+	codes[r1.wait(t)]++
+	codes[r2.wait(t)]++
+	if total := len(e1.calls()) + len(e2.calls()); total != 1 {
+		t.Fatalf("handlers ran %d times across both monitors, want 1", total)
+	}
+	if codes[exitFailedOver] != 1 || codes[exitLocked] != 1 {
+		t.Errorf("exit statuses %v, want one 10 and one 12", codes)
+	}
+	// The file lock is not used with [etcd].
+	if _, err := os.Stat(e1.lockPath()); !os.IsNotExist(err) {
+		t.Errorf("a file lock was written: %v", err)
+	}
+	// status shows the shared record; unlock removes it only with -yes.
+	if _, out := runCmd(t, "status", "-config", e1.config, "-addr", "127.0.0.1:1"); !strings.Contains(out, `"state": "done"`) {
+		t.Errorf("status lacks the etcd record:\n%s", out)
+	}
+	if code, out := runCmd(t, "unlock", "-config", e1.config); code != 1 || !strings.Contains(out, "roles are swapped") {
+		t.Errorf("unlock without -yes = %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "unlock", "-config", e1.config, "-yes"); code != 0 || !strings.Contains(out, "removed") {
+		t.Errorf("unlock -yes = %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "check", "-config", e1.config); !strings.Contains(out, "reachable and writable") || strings.Contains(out, "LOCKED") {
+		t.Errorf("check after unlock = %d:\n%s", code, out)
+	}
+}
+
+func TestEtcdConfig(t *testing.T) {
+	_, err := ParseConfig(validBase + "[secondary]\ntcp = \"a:1\"\ntimeout = 1\n[etcd]\nendpoints = []\nquorum = 2\nprefx = \"x\"\n")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"[etcd] endpoints", "prefx", "[etcd] quorum: replaces [secondary]"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("lacks %q:\n%v", want, err)
+		}
+	}
+}
