@@ -19,7 +19,9 @@ import (
 // throwaway target, a bastion proxy for the secondary check, the real
 // daemon (config file, lock, handler script), the target's death, and the
 // record it leaves.
-func cmdDemo(ctx context.Context, out, _ io.Writer) int {
+func cmdDemo(ctx context.Context, w, _ io.Writer) int {
+	// The narration and the daemon's log share the terminal.
+	out := &syncWriter{w: w}
 	dir, err := os.MkdirTemp("", "fstaidd-demo")
 	if err != nil {
 		fmt.Fprintln(out, err)
@@ -130,4 +132,16 @@ func forwardProxy() http.Handler {
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
+}
+
+// syncWriter serialises writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
