@@ -499,10 +499,16 @@ type daemon struct {
 // NOTIFY_SOCKET of the test's. It does not wait for anything.
 func startDaemon(t *testing.T, ns, cfg string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, ns, cfg, nil)
+}
+
+// startDaemonEnv is startDaemon with extra environment variables.
+func startDaemonEnv(t *testing.T, ns, cfg string, env []string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, notify: newNotifySocket(t), client: httpClientIn("/run/netns/" + ns),
 		base: "http://127.0.0.1:" + daemonPort}
 	d.proc = startProc(t, "fstaidd", ns, filepath.Join(filepath.Dir(cfg), "fstaidd.log"),
-		[]string{"NOTIFY_SOCKET=" + d.notify.path}, fstaiddBin, "-config", cfg)
+		append([]string{"NOTIFY_SOCKET=" + d.notify.path}, env...), fstaiddBin, "-config", cfg)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("fstaidd log (%s):\n%s\nsd_notify: %s", d.logPath, tail(d.logPath), d.notify.all())
@@ -651,6 +657,18 @@ type failResponse struct {
 func (d *daemon) logText() string {
 	b, _ := os.ReadFile(d.logPath)
 	return string(b)
+}
+
+// fstaiddTool runs an fstaidd subcommand (status, fail, unlock) in the
+// monitor namespace and returns its output and exit status.
+func fstaiddTool(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", "monitor", fstaiddBin}, args...)...)
+	cmd.Env = cleanEnv()
+	out, _ := cmd.CombinedOutput()
+	return string(out), cmd.ProcessState.ExitCode()
 }
 
 // scenario is one scenario's files: config, lock directory, handler.

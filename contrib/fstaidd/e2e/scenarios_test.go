@@ -151,6 +151,43 @@ func TestScenario01Variants(t *testing.T) {
 		}
 		wantLog(t, d.logText(), "a handler failed")
 	})
+	t.Run("native-tcp-and-http-status-in-env", func(t *testing.T) {
+		// Native checks report 0/1; the HTTP status and the error text go
+		// to the environment and the record, not argv.
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		primary := "[primary]\ntcp = \"target:80\"\ntimeout = 1\n"
+		d := armed(t, s.writeConfig("interval = 0.2\n", primary+secondaryHTTP))
+		tp.target.stop()
+		wantExit(t, d, 20*time.Second, exitFailedOver)
+		c := s.oneCall()
+		wantArgv(t, c, "1", "false", "1", "false")
+		wantEnv(t, c, "FSTAID_SECONDARY_HTTP_STATUS", "502")
+		wantEnvSet(t, c, "FSTAID_PRIMARY_ERROR", "FSTAID_SECONDARY_ERROR")
+		r := wantDoneRecord(t, s, d, "auto")
+		if r.Event.Secondary.HTTPStatus != 502 || r.Event.Primary.Error == "" {
+			t.Errorf("record event = %+v, want the bastion's 502 and the primary's error", r.Event)
+		}
+	})
+	t.Run("native-checks-ignore-HTTP_PROXY", func(t *testing.T) {
+		// A proxy from the environment would move the vantage point: the
+		// native checks must not use it (it points at a closed port).
+		tp := newTopology(t, true)
+		s := newScenario(t)
+		cfg := s.writeConfig("interval = 0.2\n", primaryHTTP)
+		d := startDaemonEnv(t, "monitor", cfg, []string{"HTTP_PROXY=http://" + bastionIP + ":9", "http_proxy=http://" + bastionIP + ":9"})
+		d.waitReady()
+		st := d.waitStatus(15*time.Second, "armed despite HTTP_PROXY", func(st *status) bool { return st.State == "armed" })
+		if st.LastRound == nil || st.LastRound.Primary == nil || !st.LastRound.Primary.Passed {
+			t.Errorf("last round = %+v, want the primary passed directly", st.LastRound)
+		}
+		if n := tp.targetCount("requests"); n == 0 {
+			t.Errorf("the target saw no request")
+		}
+		d.signal(syscall.SIGTERM)
+		wantExit(t, d, 10*time.Second, exitStopped)
+		s.noCalls()
+	})
 	t.Run("handler-times-out-exit-11", func(t *testing.T) {
 		tp := newTopology(t, true)
 		s := newScenario(t)
@@ -776,14 +813,7 @@ func TestScenario08Rearm(t *testing.T) {
 	}
 	wantExit(t, d, 20*time.Second, exitFailedOver)
 
-	tool := func(args ...string) (string, int) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", "monitor", fstaiddBin}, args...)...)
-		cmd.Env = cleanEnv()
-		out, _ := cmd.CombinedOutput()
-		return string(out), cmd.ProcessState.ExitCode()
-	}
+	tool := func(args ...string) (string, int) { return fstaiddTool(t, args...) }
 	out, code := tool("unlock", "-config", cfg)
 	if code == 0 || !strings.Contains(out, "roles are swapped") || !strings.Contains(out, `"reason": "manual"`) {
 		t.Errorf("fstaidd unlock without -yes: exit %d\n%s\nwant non-zero, the record and the roles warning", code, out)
@@ -965,6 +995,23 @@ password = "s3cret"
 		t.Errorf("GET /fail: %d %v, want 405 (a GET must never fail over)", code, err)
 	}
 
+	// With [[user]], the endpoint is reachable from other hosts (the
+	// original's remote /fail), behind auth.
+	remote := httpClientIn("/run/netns/bastion")
+	req, _ := http.NewRequest("GET", "http://10.231.2.1:8080/status", nil)
+	req.SetBasicAuth(authUser, "wrong")
+	if resp, err := remote.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /status from the bastion with a wrong password: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req.SetBasicAuth(authUser, authPass)
+	if resp, err := remote.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /status from the bastion with the password: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// logrotate: move the log away, SIGHUP, and fstaidd writes a new one.
 	if err := os.Rename(logFile, logFile+".1"); err != nil {
 		t.Fatal(err)
@@ -986,6 +1033,32 @@ password = "s3cret"
 	wantLog(t, string(old), "msg=armed")
 	b, _ := os.ReadFile(logFile)
 	wantLog(t, string(b), "target is dead: failing over", "failover done")
+}
+
+// Scenario 10, variant: without [[user]] the endpoint binds loopback
+// only: the monitor's own host can fail over, other hosts cannot reach it.
+func TestScenario10NoUsersLoopbackOnly(t *testing.T) {
+	needHarness(t)
+	newTopology(t, true)
+	s := newScenario(t)
+	cfg := s.writeConfig("interval = 0.2\n", primaryCurl)
+	b, _ := os.ReadFile(cfg)
+	noUsers, _, _ := strings.Cut(string(b), "[[user]]")
+	writeFile(t, cfg, noUsers)
+	d := armed(t, cfg)
+	remote := httpClientIn("/run/netns/bastion")
+	remote.Timeout = 3 * time.Second
+	if resp, err := remote.Get("http://10.231.2.1:8080/ping"); err == nil {
+		resp.Body.Close()
+		t.Errorf("with no [[user]], the bastion reached fstaidd (%d): it must listen on loopback only", resp.StatusCode)
+	}
+	if resp, err := d.client.Get(d.base + "/ping"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /ping on loopback: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	d.signal(syscall.SIGTERM)
+	wantExit(t, d, 10*time.Second, exitStopped)
 }
 
 // Scenario 11: the target is already dead at start-up. fstaidd serves
@@ -1043,6 +1116,28 @@ func TestScenario11DeadAtStartup(t *testing.T) {
 		}
 		wantRecordBeforeHandler(t, c, "manual")
 		wantDoneRecord(t, s, d, "manual")
+	})
+	t.Run("fstaidd-fail-tool", func(t *testing.T) {
+		// The operator's `fstaidd fail` finds the daemon and its user
+		// from the config, as the README says.
+		tp := newTopology(t, true)
+		tp.target.stop()
+		s := newScenario(t)
+		cfg := s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl)
+		d := startDaemon(t, "monitor", cfg)
+		d.waitReady()
+		d.waitStatus(10*time.Second, "state unarmed", func(st *status) bool { return st.State == "unarmed" })
+		out, code := fstaiddTool(t, "fail", "-config", cfg, "-exit", "3")
+		if code != 0 || !strings.Contains(out, "200") {
+			t.Errorf("fstaidd fail -exit 3: exit %d\n%s\nwant 0 and the 200 answer", code, out)
+		}
+		wantExit(t, d, 15*time.Second, exitFailedOver)
+		wantArgv(t, s.oneCall(), "3", "false", "3", "false")
+		wantDoneRecord(t, s, d, "manual")
+		out, code = fstaiddTool(t, "status", "-config", cfg)
+		if !strings.Contains(out, "LOCKED") {
+			t.Errorf("fstaidd status with the daemon down: exit %d\n%s\nwant the lock shown as LOCKED", code, out)
+		}
 	})
 	t.Run("exit", func(t *testing.T) {
 		tp := newTopology(t, true)
