@@ -35,8 +35,6 @@ const (
 	// outer process (which still has the network to reach the module
 	// proxy) and reused by every scenario.
 	envFstaidd = "FSTAID_E2E_FSTAIDD"
-	// envSkip carries the reason the suite cannot run here.
-	envSkip = "FSTAID_E2E_SKIP"
 )
 
 var (
@@ -139,7 +137,6 @@ func buildFstaidd(out string) error {
 // mount namespace: the host's file is untouched), then runs the tests.
 func inner(m *testing.M) int {
 	fstaiddBin = os.Getenv(envFstaidd)
-	skipReason = os.Getenv(envSkip)
 	var err error
 	if selfBin, err = os.Executable(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

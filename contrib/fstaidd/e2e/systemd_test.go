@@ -368,6 +368,8 @@ while ! mkdir "$d/call.$n" 2>/dev/null; do n=$((n+1)); done
 for a in "$@"; do printf '%s\n' "$a"; done > "$d/call.$n/argv"
 env | grep '^FSTAID_' | sort > "$d/call.$n/env"
 cat `+sdLockDir+`/fstaid.8080.lock > "$d/call.$n/lock" 2>/dev/null || echo MISSING > "$d/call.$n/lock"
+if [ -s `+sdWork+`/handler-sleep ]; then sleep "$(cat `+sdWork+`/handler-sleep)"; fi
+echo finished > "$d/call.$n/finished"
 `)
 	os.Chmod(filepath.Join(sd.work, "handler.sh"), 0o755)
 }
@@ -578,6 +580,72 @@ func TestSystemd(t *testing.T) {
 		if a := sd.show(svc, "ActiveState"); a != "inactive" {
 			t.Errorf("after stop: %s, want inactive", sd.props())
 		}
+	})
+
+	step("stop-during-a-long-failover-finishes-it", func(t *testing.T) {
+		// KillMode=mixed and TimeoutStopSec: `systemctl stop` while the
+		// handler runs must not cut the failover in half; and a failover
+		// longer than WatchdogSec keeps the pings going.
+		watchdogFired := strings.Count(sd.journal("-o", "cat"), "Watchdog timeout")
+		writeFile(t, filepath.Join(sd.work, "handler-sleep"), "5") // > 2 × WatchdogSec
+		defer os.Remove(filepath.Join(sd.work, "handler-sleep"))
+		sd.systemctl("start", svc)
+		sd.waitUnit(10*time.Second, "STATUS=unarmed", func() bool {
+			return strings.HasPrefix(sd.show(svc, "StatusText"), "unarmed:")
+		})
+		type answer struct {
+			code int
+			fr   failResponse
+		}
+		posted := make(chan answer, 1)
+		go func() {
+			req, _ := http.NewRequest("POST", "http://127.0.0.1:8080/fail", nil)
+			req.SetBasicAuth(authUser, authPass)
+			resp, err := sd.client.Do(req)
+			if err != nil {
+				posted <- answer{code: -1}
+				return
+			}
+			defer resp.Body.Close()
+			var a answer
+			a.code = resp.StatusCode
+			json.NewDecoder(resp.Body).Decode(&a.fr)
+			posted <- a
+		}()
+		waitFor(t, 10*time.Second, "the handler to start", func() bool {
+			_, err := os.Stat(filepath.Join(sd.work, "calls", "call.1", "lock"))
+			return err == nil
+		})
+		sd.systemctl("stop", svc) // returns once fstaidd exited
+		if _, err := os.Stat(filepath.Join(sd.work, "calls", "call.1", "finished")); err != nil {
+			t.Errorf("systemctl stop cut the handler short")
+		}
+		select {
+		case a := <-posted:
+			if a.code != http.StatusOK || a.fr.Record == nil || a.fr.Record.State != "done" {
+				t.Errorf("POST /fail during the stop: %d %+v, want 200 with the done record", a.code, a.fr)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("POST /fail got no answer")
+		}
+		if st, r := sd.show(svc, "ExecMainStatus"), sd.show(svc, "Result"); st != "10" || r != "success" {
+			t.Errorf("after the stop: %s, want ExecMainStatus 10, Result success", sd.props())
+		}
+		if n := strings.Count(sd.journal("-o", "cat"), "Watchdog timeout"); n != watchdogFired {
+			t.Errorf("the watchdog fired during a 5s failover (WatchdogSec=2s)")
+		}
+		if r := sd.readLock(); r.State != "done" || len(r.Handlers) != 1 || r.Handlers[0].DurationNS < int64(5*time.Second) {
+			t.Errorf("record = %+v, want done with one 5s handler", r)
+		}
+		// Re-arm for the next steps, as an operator would.
+		out, err := sd.nsenter(sdWork+"/bin/fstaidd", "unlock", "-yes", "-config", sdWork+"/fstaidd.toml")
+		if err != nil || !strings.Contains(out, "removed") {
+			t.Fatalf("fstaidd unlock -yes inside the namespace: %v\n%s", err, out)
+		}
+		if err := os.Rename(filepath.Join(sd.work, "calls"), filepath.Join(sd.work, "calls.stop")); err != nil {
+			t.Fatal(err)
+		}
+		os.Mkdir(filepath.Join(sd.work, "calls"), 0o755)
 	})
 
 	step("socket-activation-fails-over", func(t *testing.T) {
