@@ -570,6 +570,52 @@ func groupMembers(pgid int) []int {
 	return pids
 }
 
+// Scenario 6, variants: a check that exits but leaves a child holding its
+// stdout (the classic os/exec hang: Wait waits for the pipe), and a check
+// that prints 20 MB. Both pass promptly, the child is gone, and the log
+// stays bounded.
+func TestScenario06ChattyAndLingeringChecks(t *testing.T) {
+	needHarness(t)
+	for _, tc := range []struct{ name, script string }{
+		{"child-holds-stdout", "#!/bin/sh\nsleep 300 &\necho $! >> %[1]q\necho target ok\nexit 0\n"},
+		{"prints-20MB", "#!/bin/sh\nhead -c 20000000 /dev/zero | tr '\\0' x\necho\nexit 0\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newTopology(t, true)
+			s := newScenario(t)
+			pids := filepath.Join(s.dir, "pids")
+			check := filepath.Join(s.dir, "check.sh")
+			writeFile(t, check, fmt.Sprintf(tc.script, pids))
+			os.Chmod(check, 0o755)
+			primary := fmt.Sprintf("[primary]\ncommand = %q\ntimeout = 2\n", check)
+			d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 1\n", primary+secondaryCurl))
+			st := d.waitStatus(15*time.Second, "3 more rounds", func(st *status) bool { return st.Rounds >= 4 })
+			if p := st.LastRound.Primary; p == nil || !p.Passed || p.TimedOut {
+				t.Errorf("last round's primary = %+v, want passed, not timed out", p)
+			} else if st.LastRound.Verdict != "healthy" || st.LastRound.DurationNS > int64(time.Second) {
+				t.Errorf("last round = verdict %s in %v, want healthy well within the 2s timeout", st.LastRound.Verdict, time.Duration(st.LastRound.DurationNS))
+			}
+			b, _ := os.ReadFile(pids)
+			for _, f := range strings.Fields(string(b)) {
+				pid, _ := strconv.Atoi(f)
+				if alive(pid) {
+					t.Errorf("pid %d, left behind by a check that exited, still runs", pid)
+				}
+				reapZombies([]int{pid})
+			}
+			if tc.name == "prints-20MB" {
+				wantLog(t, d.logText(), "xxxxxxxxxxxxxxxx") // it did print, and it was logged
+			}
+			if fi, err := os.Stat(d.logPath); err == nil && fi.Size() > 4<<20 {
+				t.Errorf("fstaidd's log is %d bytes after a few rounds: check output must be logged bounded", fi.Size())
+			}
+			s.noCalls()
+			d.signal(syscall.SIGTERM)
+			wantExit(t, d, 10*time.Second, exitStopped)
+		})
+	}
+}
+
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -911,6 +957,38 @@ func TestScenario09StartupRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Scenario 9, the operator's pre-flight: `fstaidd check` runs each check
+// once from the monitor and reports the lock directory and lock state,
+// so the refusals above can be seen before starting the daemon.
+func TestScenario09CheckTool(t *testing.T) {
+	needHarness(t)
+	tp := newTopology(t, true)
+	s := newScenario(t)
+	cfg := s.writeConfig("interval = 0.2\n", primaryCurl+secondaryCurl+selfCurl)
+	check := func(wantExit int, want ...string) {
+		t.Helper()
+		out, code := fstaiddTool(t, "check", "-config", cfg)
+		if code != wantExit {
+			t.Errorf("fstaidd check: exit %d, want %d\n%s", code, wantExit, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("fstaidd check does not say %q:\n%s", w, out)
+			}
+		}
+	}
+	// The scenario's lock directory is under /tmp: check must flag it.
+	check(1, "self check", "primary check", "secondary check", "PASS", "directory writable",
+		"free: no failover record", "1 problem(s) found")
+	tp.target.stop()
+	check(1, `primary check "curl -s -f http://target/": FAIL`, "exit 7", "3 problem(s) found")
+	if err := os.WriteFile(s.lockPath(), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(1, "LOCKED", "exit 12")
+	s.noCalls()
 }
 
 // Scenario 10: a config written in the original fstaid's format (integer
