@@ -925,6 +925,21 @@ func TestScenario09StartupRefusals(t *testing.T) {
 			says: []string{"[handler] command", "no-such-handler.sh"},
 		},
 		{
+			name: "port-in-use-70",
+			prepare: func(t *testing.T, s *scenario) (string, string) {
+				// Something else holds the port: 70 (EX_SOFTWARE), which
+				// systemd restarts, unlike a configuration error.
+				ctrl := filepath.Join(s.dir, "squatter")
+				os.Mkdir(ctrl, 0o755)
+				p := startProc(t, "squatter", "monitor", filepath.Join(s.dir, "squatter.log"),
+					[]string{envRole + "=target"}, selfBin, "0.0.0.0:"+daemonPort, ctrl)
+				waitReady(t, p, filepath.Join(ctrl, "ready"))
+				return "interval = 0.2\n", primaryCurl + secondaryCurl
+			},
+			want: 70,
+			says: []string{"cannot listen", ":" + daemonPort, "address already in use"},
+		},
+		{
 			name: "bad-config",
 			prepare: func(t *testing.T, s *scenario) (string, string) {
 				return "interval = -1\nmaxattempt = 3\n", primaryCurl + "[secondary]\ntimeout = 1\n"

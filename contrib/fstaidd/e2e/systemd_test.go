@@ -582,6 +582,29 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 
+	step("startup-check-exit-13-is-restarted", func(t *testing.T) {
+		// startup_check = "exit" (the original's behaviour) with the
+		// target dead: 13 is not in RestartPreventExitStatus, so systemd
+		// retries after RestartSec.
+		sd.writeConfig("startup_check = \"exit\"\n")
+		defer sd.writeConfig("")
+		sd.nsenter("systemctl", "start", svc)
+		sd.waitUnit(20*time.Second, "a restart after exit 13", func() bool {
+			return atoi(sd.show(svc, "NRestarts")) >= 1
+		})
+		if st := sd.show(svc, "ExecMainStatus"); st != "13" && st != "0" {
+			t.Errorf("ExecMainStatus = %s, want 13 (or 0 while the restart runs)", st)
+		}
+		if j := sd.journal("-o", "cat"); !strings.Contains(j, "start-up check failed") {
+			t.Errorf("the journal does not say the start-up check failed")
+		}
+		sd.systemctl("stop", svc)
+		sd.systemctl("reset-failed", svc)
+		if _, err := os.Stat(filepath.Join(sd.work, "calls", "call.1")); err == nil {
+			t.Errorf("the handler ran")
+		}
+	})
+
 	step("stop-during-a-long-failover-finishes-it", func(t *testing.T) {
 		// KillMode=mixed and TimeoutStopSec: `systemctl stop` while the
 		// handler runs must not cut the failover in half; and a failover
