@@ -188,7 +188,7 @@ func (tp *topology) startTarget() {
 	t := tp.t
 	t.Helper()
 	ready := filepath.Join(tp.targetCtrl, "ready")
-	for _, f := range []string{"ready", "requests", "failures"} {
+	for _, f := range []string{"ready", "requests", "failures", "conns"} {
 		os.Remove(filepath.Join(tp.targetCtrl, f)) // a new server counts afresh
 	}
 	tp.target = startProc(t, "target", "target", filepath.Join(tp.dir, "target.log"),

@@ -31,10 +31,13 @@ func runRole(role string, args []string) int {
 		return 1
 	}
 	var h http.Handler
+	var connState func(net.Conn, http.ConnState)
 	ready := args[1]
 	switch role {
 	case "target":
-		h = &targetServer{ctrl: args[1]}
+		ts := &targetServer{ctrl: args[1]}
+		h = ts
+		connState = ts.connState
 		ready = filepath.Join(args[1], "ready")
 	case "proxy":
 		h = proxyServer()
@@ -46,7 +49,7 @@ func runRole(role string, args []string) int {
 		fmt.Fprintf(os.Stderr, "e2e role %s: %v\n", role, err)
 		return 1
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ConnState: connState}
 	err = srv.Serve(l)
 	fmt.Fprintf(os.Stderr, "e2e role %s: %v\n", role, err)
 	return 1
@@ -60,11 +63,21 @@ func runRole(role string, args []string) int {
 //	slow=DURATION    200 after DURATION
 //	flap=N           503 for every Nth request, 200 otherwise
 //
-// It counts requests in CTRLDIR/requests and failures it served in
-// CTRLDIR/failures (rewritten on each request).
+// It counts requests in CTRLDIR/requests, failures it served in
+// CTRLDIR/failures (rewritten on each request) and connections in
+// CTRLDIR/conns.
 type targetServer struct {
-	ctrl               string
-	requests, failures atomic.Int64
+	ctrl                      string
+	requests, failures, conns atomic.Int64
+}
+
+// connState counts new connections in CTRLDIR/conns: a check that kept
+// its connection alive would make fewer connections than requests.
+func (s *targetServer) connState(_ net.Conn, st http.ConnState) {
+	if st == http.StateNew {
+		n := s.conns.Add(1)
+		os.WriteFile(filepath.Join(s.ctrl, "conns"), []byte(strconv.FormatInt(n, 10)), 0o644)
+	}
 }
 
 func (s *targetServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -169,7 +169,7 @@ func TestScenario01Variants(t *testing.T) {
 			t.Errorf("record event = %+v, want the bastion's 502 and the primary's error", r.Event)
 		}
 	})
-	t.Run("native-checks-ignore-HTTP_PROXY", func(t *testing.T) {
+	t.Run("native-checks-ignore-HTTP_PROXY-and-keep-alive", func(t *testing.T) {
 		// A proxy from the environment would move the vantage point: the
 		// native checks must not use it (it points at a closed port).
 		tp := newTopology(t, true)
@@ -181,8 +181,11 @@ func TestScenario01Variants(t *testing.T) {
 		if st.LastRound == nil || st.LastRound.Primary == nil || !st.LastRound.Primary.Passed {
 			t.Errorf("last round = %+v, want the primary passed directly", st.LastRound)
 		}
-		if n := tp.targetCount("requests"); n == 0 {
-			t.Errorf("the target saw no request")
+		d.waitStatus(15*time.Second, "5 rounds", func(st *status) bool { return st.Rounds >= 6 })
+		// A fresh connection per check: a kept-alive connection could
+		// hide a dead target.
+		if req, conns := tp.targetCount("requests"), tp.targetCount("conns"); req == 0 || conns < req {
+			t.Errorf("the target saw %d requests on %d connections: want a new connection for every check", req, conns)
 		}
 		d.signal(syscall.SIGTERM)
 		wantExit(t, d, 10*time.Second, exitStopped)
