@@ -137,6 +137,26 @@ func TestScenario01Variants(t *testing.T) {
 			t.Errorf("record secondary = %+v, want exit -1, not timed out", r.Event.Secondary)
 		}
 	})
+	t.Run("target-host-goes-silent", func(t *testing.T) {
+		// The whole host dies: its links go down at its end, so packets
+		// vanish without a refusal (no netem here: a veth whose peer is
+		// down drops silently). Both checks time out: "-1 true -1 true".
+		newTopology(t, true)
+		s := newScenario(t)
+		primary := "[primary]\ncommand = \"curl -s -f http://target/\"\ntimeout = 0.5\n"
+		secondary := "[secondary]\ncommand = \"curl -s -f -x http://bastion:3128 http://target/\"\ntimeout = 0.5\n"
+		d := armed(t, s.writeConfig("interval = 0.2\nmaxattempts = 2\n", primary+secondary+selfCurl))
+		linkDown(t, "target", "t-m")
+		linkDown(t, "target", "t-b")
+		wantExit(t, d, 20*time.Second, exitFailedOver)
+		c := s.oneCall()
+		wantArgv(t, c, "-1", "true", "-1", "true")
+		wantEnv(t, c, "FSTAID_PRIMARY_TIMED_OUT", "true", "FSTAID_SECONDARY_TIMED_OUT", "true", "FSTAID_SELF_EXIT", "0")
+		r := wantDoneRecord(t, s, d, "auto")
+		if !r.Event.Primary.TimedOut || !r.Event.Secondary.TimedOut {
+			t.Errorf("record event = %+v, want both checks timed out", r.Event)
+		}
+	})
 	t.Run("handler-fails-exit-11", func(t *testing.T) {
 		tp := newTopology(t, true)
 		s := newScenario(t)
