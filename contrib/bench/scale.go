@@ -159,8 +159,15 @@ func childScale() int {
 	runtime.GC()
 	measuring.Store(true)
 	failed.Store(0)
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer f.Close()
+		}
+	}
 	c0, w0 := selfCPU(), time.Now()
 	time.Sleep(window)
+	pprof.StopCPUProfile()
 	measuring.Store(false)
 	c1, w1 := selfCPU(), time.Now()
 	rss, _, _ := procStatus(os.Getpid())
