@@ -198,7 +198,9 @@ const outputGrace = 500 * time.Millisecond
 // runCommand runs args in a new process group and returns its exit status
 // as handlers see it: the exit status; -1 when killed by a signal (the
 // timeout's SIGKILL included); 127 when it cannot start. err explains a
-// non-zero status. Output goes to logger, bounded.
+// non-zero status beyond the number itself (a signal, a deadline, a start
+// failure); it is nil for a plain exit, so that messages do not say
+// "exit status 7: exit status 7". Output goes to logger, bounded.
 func runCommand(ctx context.Context, logger *slog.Logger, args, env []string, logStdout bool) (int, error) {
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	if env != nil {
@@ -283,6 +285,9 @@ func runCommand(ctx context.Context, logger *slog.Logger, args, env []string, lo
 	var exitErr *exec.ExitError
 	if !errors.As(waitErr, &exitErr) {
 		return 127, waitErr
+	}
+	if exitErr.Exited() {
+		return exitErr.ExitCode(), nil
 	}
 	// ExitCode is -1 for a process killed by a signal.
 	return exitErr.ExitCode(), waitErr

@@ -85,17 +85,21 @@ func TestCommandExitStatus(t *testing.T) {
 	tests := []struct {
 		cmdline string
 		want    int
+		msg     string // the whole error text, said once
 	}{
-		{"true", 0},
-		{"false", 1},
-		{"sh -c 'exit 7'", 7},
-		{`sh -c "kill -9 \$\$"`, -1}, // killed by a signal, not a timeout
-		{"/nonexistent/fstaid-check", 127},
+		{"true", 0, ""},
+		{"false", 1, "exit status 1"},
+		{"sh -c 'exit 7'", 7, "exit status 7"},
+		{`sh -c "kill -9 \$\$"`, -1, "exit status -1: signal: killed"}, // killed by a signal, not a timeout
+		{"/nonexistent/fstaid-check", 127, "exit status 127: starting /nonexistent/fstaid-check: fork/exec /nonexistent/fstaid-check: no such file or directory"},
 	}
 	for _, tt := range tests {
 		err := runCheck(t, fstaid.Command(tt.cmdline), 5*time.Second)
 		if got := exitStatus(err); got != tt.want {
 			t.Errorf("Command(%q) = %v (exit %d), want exit %d", tt.cmdline, err, got, tt.want)
+		}
+		if err != nil && err.Error() != tt.msg {
+			t.Errorf("Command(%q) says %q, want %q", tt.cmdline, err, tt.msg)
 		}
 	}
 }
@@ -256,8 +260,8 @@ func TestScriptHandlerArgsAndEnv(t *testing.T) {
 	}
 	// A failing handler reports its exit status.
 	os.WriteFile(script, []byte("#!/bin/sh\nexit 3\n"), 0o755)
-	if err := h.Handle(t.Context(), ev); err == nil || !strings.Contains(err.Error(), "exit status 3") {
-		t.Errorf("Handle = %v, want exit status 3", err)
+	if err := h.Handle(t.Context(), ev); err == nil || err.Error() != script+": exit status 3" {
+		t.Errorf("Handle = %v, want %q", err, script+": exit status 3")
 	}
 }
 

@@ -163,8 +163,11 @@ func (h *ScriptHandler) Handle(ctx context.Context, ev *Event) error {
 	args := append(append([]string(nil), h.args...), ev.Args()...)
 	env := append(os.Environ(), ev.Env()...)
 	status, err := runCommand(ctx, loggerFrom(ctx), args, env, true)
-	if status == 0 && err == nil {
+	switch {
+	case status == 0 && err == nil:
 		return nil
+	case err == nil:
+		return fmt.Errorf("%s: exit status %d", h.args[0], status)
 	}
 	return fmt.Errorf("%s: exit status %d: %w", h.args[0], status, err)
 }
