@@ -155,6 +155,7 @@ const (
 	NoticeStarted          NoticeKind = "started"           // the lock is free; the start-up check begins
 	NoticeUnarmed          NoticeKind = "unarmed"           // the start-up check failed; waiting
 	NoticeArmed            NoticeKind = "armed"             // monitoring
+	NoticeCheck            NoticeKind = "check"             // a check ran: each attempt of the primary, too (Result is set)
 	NoticeRound            NoticeKind = "round"             // a round finished (Round is set)
 	NoticeFailoverStarted  NoticeKind = "failover-started"  // deciding to fail over; the lock is being taken
 	NoticeFailoverFinished NoticeKind = "failover-finished" // the handlers returned (Record is set)
@@ -172,6 +173,9 @@ type Notice struct {
 	// Reason explains the state (why unarmed, for example).
 	Reason string
 	Round  *Round
+	// Result is the outcome of one check run (NoticeCheck). The Monitor
+	// reuses it for the next attempt: an observer copies what it keeps.
+	Result *Result
 	Record *Record
 	Err    error
 }
@@ -718,7 +722,6 @@ func (m *Monitor) runCheck(ctx, lctx context.Context, c *checkSpec, res *Result)
 		}
 	case err == nil:
 		res.Passed = true
-		return
 	default:
 		res.ExitStatus = 1
 		var ce *CheckError
@@ -727,7 +730,14 @@ func (m *Monitor) runCheck(ctx, lctx context.Context, c *checkSpec, res *Result)
 		}
 		res.Error = err.Error()
 	}
-	if ctx.Err() == nil {
+	// A check cut short by Stop says nothing about the target.
+	if ctx.Err() != nil {
+		return
+	}
+	if len(m.observers) > 0 {
+		m.notify(Notice{Kind: NoticeCheck, State: m.currentState(), Result: res})
+	}
+	if !res.Passed {
 		c.logger.Warn("check failed", "event", "check-failed", "exit_status", res.ExitStatus, "timed_out", res.TimedOut, "error", res.Error, "duration", res.Duration)
 	}
 }

@@ -3,6 +3,7 @@ package fstaid_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -288,7 +289,7 @@ func TestStartupCheckWaitUnarmedThenArms(t *testing.T) {
 		m := newMonitor(t, fstaid.WithPrimary(p, time.Second), fstaid.WithStartupCheck(fstaid.StartupCheckWait),
 			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}),
 			fstaid.WithObserver(func(n fstaid.Notice) {
-				if n.Kind != fstaid.NoticeRound {
+				if n.Kind != fstaid.NoticeRound && n.Kind != fstaid.NoticeCheck {
 					kinds = append(kinds, n.Kind)
 				}
 			}))
@@ -583,6 +584,41 @@ func TestHandlerReportInRecord(t *testing.T) {
 		d, _ := rec.Handlers[0].Detail.(map[string]string)
 		if d["moved"] != "eipalloc-1: i-active -> i-standby" || lock.record().Handlers[0].Detail == nil {
 			t.Errorf("detail %#v", rec.Handlers[0].Detail)
+		}
+	})
+}
+
+// Every check run is announced, each primary attempt too, so that metrics
+// see a flapping target even when a later attempt saves the round.
+func TestObserverSeesEveryCheckRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls int
+		p := &script{fn: func(context.Context, int) error {
+			calls++
+			if calls == 2 { // round 1, attempt 1
+				return &fstaid.CheckError{ExitStatus: 7}
+			}
+			return nil
+		}}
+		var got []string
+		ctx, cancel := context.WithCancel(t.Context())
+		m := newMonitor(t, fstaid.WithPrimary(p, time.Second), fstaid.WithInterval(time.Second),
+			fstaid.WithMaxAttempts(3), fstaid.WithLock(&memLock{}), fstaid.WithHandler("h", &handlerLog{}, time.Second),
+			fstaid.WithObserver(func(n fstaid.Notice) {
+				switch n.Kind {
+				case fstaid.NoticeCheck:
+					got = append(got, fmt.Sprintf("%s:%t:%d", n.Result.Check, n.Result.Passed, n.Result.ExitStatus))
+				case fstaid.NoticeRound:
+					got = append(got, "round:"+string(n.Round.Verdict))
+					if n.Round.Verdict == fstaid.VerdictHealthy {
+						cancel()
+					}
+				}
+			}))
+		m.Run(ctx)
+		want := "primary:true:0 round:startup-passed primary:false:7 primary:true:0 round:healthy"
+		if s := strings.Join(got, " "); s != want {
+			t.Errorf("notices = %s\nwant      %s", s, want)
 		}
 	})
 }

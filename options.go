@@ -148,7 +148,8 @@ func WithTarget(name string) Option {
 }
 
 // WithObserver adds a function called on every lifecycle Notice (start,
-// unarmed, armed, each round, failover started and finished, stopped).
+// unarmed, armed, each check run, each round, failover started and
+// finished, stopped).
 // Observers are called synchronously, one notice at a time, in order;
 // they must return quickly and must not call Run or Fail.
 func WithObserver(f func(Notice)) Option {

@@ -293,6 +293,9 @@ type statusLine struct {
 
 // observe is a fstaid.WithObserver function (never called concurrently).
 func (s *statusLine) observe(n fstaid.Notice) {
+	if n.Kind == fstaid.NoticeCheck {
+		return // a round's end speaks for its checks
+	}
 	var line string
 	switch n.State {
 	case fstaid.StateStarting:

@@ -30,10 +30,10 @@ func newMetrics() *metrics {
 			Name: "fstaid_rounds_total", Help: "Monitoring rounds by verdict.",
 		}, []string{"verdict"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fstaid_check_results_total", Help: "Round outcomes by check and result (pass, fail, timeout); the primary's last attempt.",
+			Name: "fstaid_check_results_total", Help: "Check runs by check and result (pass, fail, timeout); every attempt of the primary counts.",
 		}, []string{"check", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "fstaid_check_duration_seconds", Help: "Check durations.",
+			Name: "fstaid_check_duration_seconds", Help: "Durations of check runs, every attempt counted.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"check"}),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -62,30 +62,30 @@ func (m *metrics) setState(s fstaid.State) {
 	}
 }
 
-// observe is a fstaid.WithObserver function.
+// observe is a fstaid.WithObserver function. Check results count every
+// run, each primary attempt included, so a flapping target that passes
+// on the second attempt shows in fstaid_check_results_total{result="fail"}.
 func (m *metrics) observe(n fstaid.Notice) {
 	m.setState(n.State)
-	if n.Round != nil {
-		m.rounds.WithLabelValues(string(n.Round.Verdict)).Inc()
-		for _, r := range []*fstaid.Result{n.Round.Self, n.Round.Primary, n.Round.Secondary, n.Round.SelfAfter} {
-			if r == nil {
-				continue
-			}
-			result := "pass"
-			switch {
-			case r.TimedOut:
-				result = "timeout"
-			case !r.Passed:
-				result = "fail"
-			}
-			m.checks.WithLabelValues(r.Check, result).Inc()
-			m.latency.WithLabelValues(r.Check).Observe(r.Duration.Seconds())
+	switch n.Kind {
+	case fstaid.NoticeCheck:
+		r := n.Result
+		result := "pass"
+		switch {
+		case r.TimedOut:
+			result = "timeout"
+		case !r.Passed:
+			result = "fail"
 		}
-	}
-	if n.Kind == fstaid.NoticeLockUnavailable {
+		m.checks.WithLabelValues(r.Check, result).Inc()
+		m.latency.WithLabelValues(r.Check).Observe(r.Duration.Seconds())
+	case fstaid.NoticeRound:
+		m.rounds.WithLabelValues(string(n.Round.Verdict)).Inc()
+	case fstaid.NoticeLockUnavailable:
 		m.lockErrs.Inc()
-	}
-	if n.Kind == fstaid.NoticeFailoverFinished && n.Record != nil {
-		m.failovers.WithLabelValues(string(n.Record.Reason()), string(n.Record.State)).Inc()
+	case fstaid.NoticeFailoverFinished:
+		if n.Record != nil {
+			m.failovers.WithLabelValues(string(n.Record.Reason()), string(n.Record.State)).Inc()
+		}
 	}
 }

@@ -35,6 +35,10 @@ const (
 	// outer process (which still has the network to reach the module
 	// proxy) and reused by every scenario.
 	envFstaidd = "FSTAID_E2E_FSTAIDD"
+	// envRequire, set to 1 (CI does), turns every "cannot run here" skip
+	// into a failure: where the suite is meant to run, a missing tool
+	// must not pass as a green run that tested nothing.
+	envRequire = "FSTAID_E2E_REQUIRE"
 )
 
 var (
@@ -61,6 +65,10 @@ func TestMain(m *testing.M) {
 // namespaces. It never sends network traffic itself.
 func outer(m *testing.M) int {
 	if reason := cannotRun(); reason != "" {
+		if required() {
+			fmt.Fprintf(os.Stderr, "e2e: FAIL: %s=1 but the suite cannot run: %s\n", envRequire, reason)
+			return 1
+		}
 		skipReason = reason
 		fmt.Fprintln(os.Stderr, "e2e: SKIPPING the end-to-end suite:", reason)
 		return m.Run()
@@ -173,12 +181,25 @@ func setupInner() error {
 	return nil
 }
 
+// required reports whether the suite must run (envRequire).
+func required() bool { return os.Getenv(envRequire) == "1" }
+
+// cannotRunHere skips t with reason, or fails it when the suite is
+// required to run (envRequire).
+func cannotRunHere(t *testing.T, reason string) {
+	t.Helper()
+	if required() {
+		t.Fatalf("%s=1 but this test cannot run: %s", envRequire, reason)
+	}
+	t.Skip("SKIPPED: " + reason)
+}
+
 // needHarness skips the test, saying why, when the suite cannot run, and
 // makes sure it runs inside the harness's namespaces.
 func needHarness(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
-		t.Skip("SKIPPED: " + skipReason)
+		cannotRunHere(t, skipReason)
 	}
 	if os.Getenv(envInner) == "" || fstaiddBin == "" {
 		t.Fatal("not inside the harness namespaces: refusing to touch the network")

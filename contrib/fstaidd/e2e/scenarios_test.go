@@ -1268,24 +1268,14 @@ func TestScenario11DeadAtStartup(t *testing.T) {
 	})
 }
 
-// envKnownBugs runs the tests that reproduce open daemon bugs. They are
-// skipped by default (saying so) so that CI stays green until the fix
-// lands; the final report of issue 5 describes each.
-const envKnownBugs = "FSTAID_E2E_KNOWN_BUGS"
-
-// Known bug: /metrics counts one check result per round, not per run.
-// contrib/fstaidd/metrics.go observe() adds the round's aggregated
-// Result (Round.Primary), so a primary that failed attempt 1 and passed
-// attempt 2 counts as a single "pass": against a target failing one
-// request in three, fstaid_check_results_total{check="primary",
-// result="fail"} stays absent and the duration histogram counts rounds,
-// although its help says "Check runs by check and result". The flapping
-// an operator wants to alert on is invisible in Prometheus.
-func TestKnownBugMetricsCountRoundsNotCheckRuns(t *testing.T) {
+// /metrics counts every check run, each primary attempt included: against
+// a target failing one request in three, rounds stay healthy (a later
+// attempt passes) but the failed attempts show as
+// fstaid_check_results_total{check="primary",result="fail"}, the
+// flapping an operator wants to alert on. (Found by this suite: the
+// daemon once counted only each round's last attempt.)
+func TestMetricsCountEveryCheckRun(t *testing.T) {
 	needHarness(t)
-	if os.Getenv(envKnownBugs) == "" {
-		t.Skip("SKIPPED: reproduces an open daemon bug (metrics count rounds, not check runs: flapping attempts are invisible); set " + envKnownBugs + "=1 to run it")
-	}
 	tp := newTopology(t, true)
 	s := newScenario(t)
 	d := armed(t, s.writeConfig("interval = 0.05\nmaxattempts = 3\n", primaryCurl+secondaryCurl))
@@ -1294,11 +1284,14 @@ func TestKnownBugMetricsCountRoundsNotCheckRuns(t *testing.T) {
 	first := st.Rounds
 	d.waitStatus(30*time.Second, "20 flapping rounds", func(st *status) bool { return st.Rounds >= first+20 })
 	failures := tp.targetCount("failures")
+	if failures == 0 {
+		t.Fatal("the flapping target never failed a request: the scenario tests nothing")
+	}
 	_, metrics, err := d.request("GET", "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if failures > 0 && !strings.Contains(string(metrics), `fstaid_check_results_total{check="primary",result="fail"}`) {
+	if !strings.Contains(string(metrics), `fstaid_check_results_total{check="primary",result="fail"}`) {
 		t.Errorf("the target failed %d primary check runs, but /metrics counts none:\n%s", failures, grepLines(string(metrics), "fstaid_check_results_total"))
 	}
 }

@@ -54,11 +54,11 @@ func bootSystemd(t *testing.T) *systemd {
 		}
 	}
 	if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
-		t.Skipf("SKIPPED: no systemd to boot (/lib/systemd/systemd: %v); install the systemd package", err)
+		cannotRunHere(t, fmt.Sprintf("no systemd to boot (/lib/systemd/systemd: %v); install the systemd package", err))
 	}
 	cgroupBase := cgroup2Base()
 	if cgroupBase == "" {
-		t.Skip("SKIPPED: no cgroup2 hierarchy at /sys/fs/cgroup/unified (hybrid) or /sys/fs/cgroup (unified): systemd needs one")
+		cannotRunHere(t, "no cgroup2 hierarchy at /sys/fs/cgroup/unified (hybrid) or /sys/fs/cgroup (unified): systemd needs one")
 	}
 	sd := &systemd{t: t, root: t, work: t.TempDir()}
 	for _, d := range []string{"bin", "units/fstaidd.service.d", "units/fstaidd-fail.socket.d", "calls"} {
