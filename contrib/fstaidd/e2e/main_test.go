@@ -134,7 +134,11 @@ func buildFstaidd(out string) error {
 			return fmt.Errorf("no go command: %w", err)
 		}
 	}
-	cmd := exec.Command(goCmd, "build", "-o", out, "github.com/fstaid/fstaid/contrib/fstaidd")
+	// Built as contrib/deb/build.sh builds the shipped binary (static,
+	// -trimpath): the suite tests what is packaged, and CI compiles the
+	// AWS SDK once for both.
+	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", out, "github.com/fstaid/fstaid/contrib/fstaidd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
 }
