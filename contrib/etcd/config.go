@@ -36,9 +36,11 @@ import (
 //	holder_ttl = 10            # liveness lease of the lock holder (default 10)
 //	verdict_ttl = 10           # how long a verdict counts (default 10)
 //	quorum = 2                 # k: dead verdicts needed; 0 (default) = verdicts off
+//	on_unavailable = "fail-closed"  # or "local-lock" (see FallbackLock)
 //
-// There is no key to fail open: when etcd cannot be reached, no failover
-// happens (see Lock).
+// By default, when etcd cannot be reached no failover happens (see Lock);
+// on_unavailable = "local-lock" fails over with a local lock instead
+// (FallbackLock), at the price of one failover per monitor at worst.
 type Config struct {
 	Endpoints   []string `toml:"endpoints"`
 	Prefix      string   `toml:"prefix"`
@@ -54,7 +56,17 @@ type Config struct {
 	// Quorum is k of k-of-n verdicts: 0 disables them; k >= 1 makes the
 	// daemon use Verdicts.Quorum(k) as the secondary check.
 	Quorum int `toml:"quorum"`
+	// OnUnavailable is what a failover does when etcd cannot be reached:
+	// OnUnavailableFailClosed (the default, also "") or
+	// OnUnavailableLocalLock.
+	OnUnavailable string `toml:"on_unavailable"`
 }
+
+// Values of Config.OnUnavailable.
+const (
+	OnUnavailableFailClosed = "fail-closed"
+	OnUnavailableLocalLock  = "local-lock"
+)
 
 const maxSeconds = 24 * 3600 // anything longer is a typo
 
@@ -156,6 +168,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Quorum < 0 {
 		bad("quorum", "must be 0 (verdicts off) or at least 1, got %d", c.Quorum)
+	}
+	switch c.OnUnavailable {
+	case "", OnUnavailableFailClosed:
+	case OnUnavailableLocalLock:
+		if c.Quorum > 0 {
+			bad("on_unavailable", "%q cannot work with quorum: the verdicts live in etcd, so an outage vetoes the failover anyway; choose one", c.OnUnavailable)
+		}
+	default:
+		bad("on_unavailable", "must be %q (default) or %q, got %q", OnUnavailableFailClosed, OnUnavailableLocalLock, c.OnUnavailable)
 	}
 	return errs.ErrorOrNil()
 }

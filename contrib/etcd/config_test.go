@@ -15,15 +15,16 @@ import (
 
 func TestConfigValidateNamesEveryKey(t *testing.T) {
 	cfg := Config{
-		Endpoints:   []string{"etcd1:2379", "ftp://x", "http://ok:2379"},
-		Prefix:      "/",
-		DialTimeout: -1,
-		HolderTTL:   1e9,
-		VerdictTTL:  -2,
-		Password:    "secret",
-		CertFile:    "/nonexistent/cert.pem",
-		MonitorID:   "a/b",
-		Quorum:      -1,
+		Endpoints:     []string{"etcd1:2379", "ftp://x", "http://ok:2379"},
+		Prefix:        "/",
+		DialTimeout:   -1,
+		HolderTTL:     1e9,
+		VerdictTTL:    -2,
+		Password:      "secret",
+		CertFile:      "/nonexistent/cert.pem",
+		MonitorID:     "a/b",
+		Quorum:        -1,
+		OnUnavailable: "fail-open",
 	}
 	err := cfg.Validate()
 	if err == nil {
@@ -43,6 +44,7 @@ func TestConfigValidateNamesEveryKey(t *testing.T) {
 		"[etcd] cert_file:",
 		"[etcd] monitor_id:",
 		"[etcd] quorum:",
+		`[etcd] on_unavailable: must be "fail-closed" (default) or "local-lock", got "fail-open"`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Validate error lacks %q:\n%s", want, msg)
@@ -50,6 +52,10 @@ func TestConfigValidateNamesEveryKey(t *testing.T) {
 	}
 	if err := (&Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "[etcd] endpoints: at least one") {
 		t.Errorf("empty config: %v", err)
+	}
+	both := Config{Endpoints: []string{"http://e:2379"}, Prefix: "/p", Quorum: 2, OnUnavailable: OnUnavailableLocalLock}
+	if err := both.Validate(); err == nil || !strings.Contains(err.Error(), `[etcd] on_unavailable: "local-lock" cannot work with quorum`) {
+		t.Errorf("local-lock with quorum: %v", err)
 	}
 }
 

@@ -25,9 +25,10 @@
 // The lock fails closed: while etcd cannot be reached (or has no quorum)
 // Load, Probe and Acquire return errors wrapping fstaid.ErrLockUnavailable,
 // the Monitor refuses to start or, armed, runs no handler and keeps
-// monitoring. There is no option to fail open: with several monitors, a
-// failover without the lock could happen once per monitor. An operator who
-// must fail over while etcd is down does it by hand.
+// monitoring. Failing open is a choice the operator makes explicitly:
+// FallbackLock (fstaidd's on_unavailable = "local-lock") takes a local
+// file lock when etcd cannot be reached at failover time, at the price of
+// one failover per monitor at worst.
 //
 // # k-of-n verdicts
 //

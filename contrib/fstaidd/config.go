@@ -108,6 +108,12 @@ func (c *Config) LockFile() string {
 	return filepath.Join(c.Global.LockDir, fmt.Sprintf("fstaid.%d.lock", c.Global.Port))
 }
 
+// UsesFileLock reports whether LockFile may hold the failover record:
+// always without [etcd], as the fallback with on_unavailable = "local-lock".
+func (c *Config) UsesFileLock() bool {
+	return c.Etcd == nil || c.Etcd.OnUnavailable == etcd.OnUnavailableLocalLock
+}
+
 // ListenAddress is where the endpoint binds when no socket is passed.
 func (c *Config) ListenAddress() string {
 	if c.Global.Listen != "" {

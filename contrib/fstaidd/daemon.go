@@ -141,8 +141,8 @@ func (d *daemon) run(ctx context.Context) int {
 			return exitConfig
 		}
 		defer store.Close()
-		lock = store.Lock()
-		opts = append(opts, etcdOptions(cfg, store)...)
+		lock = etcdLock(cfg, store)
+		opts = append(opts, etcdOptions(cfg, store, lock)...)
 	} else {
 		opts = append(opts, fstaid.WithLock(lock))
 	}

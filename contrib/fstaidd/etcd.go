@@ -16,7 +16,8 @@ import (
 
 // With [etcd], several fstaidd on different hosts watch one target and
 // share one failover record: the first to decide takes it, the others
-// see it and stop without running a handler. The file lock is not used.
+// see it and stop without running a handler. The file lock is used only
+// with on_unavailable = "local-lock", as the fallback.
 
 // quorumTimeout bounds the k-of-n verdict check (the secondary check when
 // [etcd] quorum is set).
@@ -54,10 +55,19 @@ func openEtcd(cfg *Config, logger *slog.Logger) (*etcd.Store, error) {
 	return store, nil
 }
 
-// etcdOptions are the Monitor options [etcd] adds: the shared lock and,
-// with a quorum, the verdicts as the secondary check.
-func etcdOptions(cfg *Config, store *etcd.Store) []fstaid.Option {
-	opts := []fstaid.Option{fstaid.WithLock(store.Lock())}
+// etcdLock is the lock [etcd] gives: the shared record, backed by the
+// file lock when on_unavailable = "local-lock".
+func etcdLock(cfg *Config, store *etcd.Store) fstaid.Lock {
+	if cfg.Etcd.OnUnavailable == etcd.OnUnavailableLocalLock {
+		return store.LockWithFallback(fstaid.NewFileLock(cfg.LockFile()))
+	}
+	return store.Lock()
+}
+
+// etcdOptions are the Monitor options [etcd] adds: its lock and, with a
+// quorum, the verdicts as the secondary check.
+func etcdOptions(cfg *Config, store *etcd.Store, lock fstaid.Lock) []fstaid.Option {
+	opts := []fstaid.Option{fstaid.WithLock(lock)}
 	if k := cfg.Etcd.Quorum; k > 0 {
 		v := store.Verdicts()
 		opts = append(opts, fstaid.WithSecondary(v.Quorum(k), quorumTimeout), fstaid.WithObserver(v.Observer()))

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,12 @@ import (
 
 // startEtcd runs a one-member etcd in the test process on 127.0.0.1.
 func startEtcd(t *testing.T) string {
+	endpoint, _ := startStoppableEtcd(t)
+	return endpoint
+}
+
+// startStoppableEtcd is startEtcd with a function that stops etcd.
+func startStoppableEtcd(t *testing.T) (string, func()) {
 	t.Helper()
 	port := func() int {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -39,13 +46,15 @@ func startEtcd(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	var once sync.Once
+	stop := func() { once.Do(e.Close) }
+	t.Cleanup(stop)
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(20 * time.Second):
 		t.Fatal("etcd not ready")
 	}
-	return client.String()
+	return client.String(), stop
 }
 
 func etcdSection(endpoint, id string) string {
@@ -91,6 +100,45 @@ func TestEtcdTwoDaemonsOneFailover(t *testing.T) {
 	}
 	if code, out := runCmd(t, "check", "-config", e1.config); !strings.Contains(out, "reachable and writable") || strings.Contains(out, "LOCKED") {
 		t.Errorf("check after unlock = %d:\n%s", code, out)
+	}
+}
+
+// on_unavailable = "local-lock": etcd dies while the daemon is armed, the
+// target dies, and the daemon fails over with the file lock; `fstaidd
+// unlock` clears that file even while etcd is still down.
+func TestEtcdLocalLockFallback(t *testing.T) {
+	endpoint, stopEtcd := startStoppableEtcd(t)
+	e := newEnv(t, 0, etcdSection(endpoint, "mon1")+"dial_timeout = 1\non_unavailable = \"local-lock\"\n")
+	if code, out := runCmd(t, "check", "-config", e.config); !strings.Contains(out, "falling back to "+e.lockPath()) {
+		t.Errorf("check = %d, does not name the fallback lock:\n%s", code, out)
+	}
+	r := e.start()
+	r.waitState(t, fstaid.StateArmed)
+	stopEtcd()
+	e.touch("dead")
+	if code := r.wait(t); code != exitFailedOver {
+		t.Fatalf("exit status %d, want %d (failed over through the local lock)", code, exitFailedOver)
+	}
+	if n := len(e.calls()); n != 1 {
+		t.Fatalf("handler ran %d times, want 1", n)
+	}
+	rec, err := fstaid.NewFileLock(e.lockPath()).Load(t.Context())
+	if err != nil || rec == nil || rec.State != fstaid.RecordDone {
+		t.Fatalf("local record = %+v, %v; want done", rec, err)
+	}
+	// The next start is refused by the local record, etcd or not.
+	if code := e.start().wait(t); code != exitLocked {
+		t.Errorf("restart exit status %d, want %d (locked by the local record)", code, exitLocked)
+	}
+	if n := len(e.calls()); n != 1 {
+		t.Errorf("handler ran again: %d calls", n)
+	}
+	code, out := runCmd(t, "unlock", "-config", e.config, "-yes")
+	if !strings.Contains(out, "removed "+e.lockPath()) {
+		t.Errorf("unlock -yes = %d, did not remove the local record:\n%s", code, out)
+	}
+	if _, err := os.Stat(e.lockPath()); !os.IsNotExist(err) {
+		t.Errorf("the local record is still there: %v", err)
 	}
 }
 

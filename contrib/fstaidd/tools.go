@@ -44,31 +44,33 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 	}
 
 	lock := fstaid.NewFileLock(cfg.LockFile())
-	if cfg.Etcd != nil {
+	switch {
+	case !cfg.UsesFileLock():
 		fmt.Fprintln(out, "lock: in etcd (the lock directory is not used)")
-	} else {
+	case cfg.Etcd != nil:
+		fmt.Fprintf(out, "lock: in etcd, falling back to %s when etcd is unreachable at failover time\n", lock.Path())
+	default:
 		fmt.Fprintf(out, "lock: %s\n", lock.Path())
 	}
-	if cfg.Etcd != nil {
-		// etcdCheck below probes the shared lock.
-	} else if err := lock.Probe(ctx); err != nil {
-		bad("lock directory not writable: %v", err)
-	} else {
-		fmt.Fprintln(out, "  directory writable (fsync ok)")
-	}
-	if cfg.Etcd != nil {
-	} else if err := lock.Persistent(); err != nil {
-		bad("%v", err)
-	} else {
-		fmt.Fprintln(out, "  directory persistent across reboots")
-	}
-	if cfg.Etcd != nil {
-	} else if rec, err := lock.Load(ctx); err != nil {
-		bad("lock unreadable: %v", err)
-	} else if rec != nil {
-		bad("LOCKED: a failover record exists (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec))
-	} else {
-		fmt.Fprintln(out, "  free: no failover record")
+	// etcdCheck below probes the shared lock.
+	if cfg.UsesFileLock() {
+		if err := lock.Probe(ctx); err != nil {
+			bad("lock directory not writable: %v", err)
+		} else {
+			fmt.Fprintln(out, "  directory writable (fsync ok)")
+		}
+		if err := lock.Persistent(); err != nil {
+			bad("%v", err)
+		} else {
+			fmt.Fprintln(out, "  directory persistent across reboots")
+		}
+		if rec, err := lock.Load(ctx); err != nil {
+			bad("lock unreadable: %v", err)
+		} else if rec != nil {
+			bad("LOCKED: a failover record exists (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec))
+		} else {
+			fmt.Fprintln(out, "  free: no failover record")
+		}
 	}
 
 	debug := cfg.Global.Mode == "debug"
@@ -267,10 +269,23 @@ func cmdUnlock(ctx context.Context, path string, yes bool, _ io.Reader, out, err
 		fmt.Fprintln(errOut, err)
 		return exitConfig
 	}
+	code := 0
 	if cfg.Etcd != nil {
-		return etcdUnlock(ctx, cfg, yes, func(s string) { fmt.Fprintln(out, s) })
+		code = etcdUnlock(ctx, cfg, yes, func(s string) { fmt.Fprintln(out, s) })
 	}
-	lock := fstaid.NewFileLock(cfg.LockFile())
+	// With on_unavailable = "local-lock" a failover may have fallen back
+	// to the file: it is cleared too, also while etcd is unreachable.
+	if cfg.UsesFileLock() {
+		if c := fileUnlock(ctx, cfg.LockFile(), yes, out, errOut); c != 0 {
+			code = c
+		}
+	}
+	return code
+}
+
+// fileUnlock shows the file lock's record and removes it only with yes.
+func fileUnlock(ctx context.Context, path string, yes bool, out, errOut io.Writer) int {
+	lock := fstaid.NewFileLock(path)
 	rec, err := lock.Load(ctx)
 	if err != nil {
 		fmt.Fprintln(errOut, err)

@@ -1,0 +1,145 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/fstaid/fstaid"
+)
+
+// FallbackLock is the shared etcd lock with a local lock (a file on this
+// host) behind it, for operators who would rather fail over without
+// etcd than not at all (`[etcd] on_unavailable = "local-lock"`).
+//
+// It trades the guarantee for availability. When etcd cannot be reached
+// at failover time, the failover record is written to the local lock and
+// the handlers run: with several monitors, each may then fail over once.
+// What it keeps:
+//   - this host never fails over twice: Load reports the local record
+//     first, so a monitor that fell back is locked on its next start;
+//   - start-up still needs etcd (Load and Probe fail while it is
+//     unreachable, and fstaidd exits 70 for systemd to retry): a monitor
+//     that cannot read the shared record cannot know whether another
+//     monitor has already failed over;
+//   - a reachable etcd decides: only ErrLockUnavailable falls back, never
+//     a record held by another monitor.
+//
+// k-of-n verdicts live in etcd, so they cannot fall back; the daemon
+// refuses on_unavailable = "local-lock" with a quorum.
+type FallbackLock struct {
+	shared *Lock
+	local  fstaid.Lock
+	s      *Store
+
+	mu   sync.Mutex
+	held fstaid.Lock // the lock Acquire took, nil before
+}
+
+// LockWithFallback returns the Store's lock backed by local; see
+// FallbackLock.
+func (s *Store) LockWithFallback(local fstaid.Lock) *FallbackLock {
+	return &FallbackLock{shared: s.Lock(), local: local, s: s}
+}
+
+// String describes both locks.
+func (f *FallbackLock) String() string {
+	return fmt.Sprintf("%s, falling back to %s", f.shared, f.local)
+}
+
+// Local returns the local lock.
+func (f *FallbackLock) Local() fstaid.Lock { return f.local }
+
+// Load returns the local record if there is one, else the shared one.
+// An unreachable etcd is an error (unknown is not free).
+func (f *FallbackLock) Load(ctx context.Context) (*fstaid.Record, error) {
+	rec, err := f.local.Load(ctx)
+	if err != nil || rec != nil {
+		return rec, err
+	}
+	return f.shared.Load(ctx)
+}
+
+// Probe checks both locks: etcd must be reachable and writable, and the
+// local lock usable, since a failover may need either.
+func (f *FallbackLock) Probe(ctx context.Context) error {
+	var errs *multierror.Error
+	if err := f.shared.Probe(ctx); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	if p, ok := f.local.(fstaid.LockProber); ok {
+		if err := p.Probe(ctx); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("local fallback lock %s: %w", f.local, err))
+		}
+	}
+	if errs == nil {
+		return nil
+	}
+	if len(errs.Errors) == 1 {
+		return errs.Errors[0]
+	}
+	return errs
+}
+
+// Acquire takes the shared lock. If etcd cannot be reached within the
+// Store's timeout (so that the rest of ctx is left for the local lock),
+// it takes the local lock instead and says so loudly. A record found in
+// either lock is returned as a *fstaid.LockedError.
+func (f *FallbackLock) Acquire(ctx context.Context, rec *fstaid.Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held != nil {
+		return errors.New("etcd: lock already acquired by this Lock")
+	}
+	sctx, cancel := context.WithTimeout(ctx, f.s.timeout)
+	err := f.shared.Acquire(sctx, rec)
+	cancel()
+	if err == nil {
+		f.held = f.shared
+		return nil
+	}
+	if !errors.Is(err, fstaid.ErrLockUnavailable) {
+		return err
+	}
+	f.s.logger.Error("etcd unavailable at failover time: taking the local lock instead (on_unavailable = local-lock); another monitor may fail over too",
+		"event", "lock-fallback", "local", fmt.Sprint(f.local), "error", err)
+	if lerr := f.local.Acquire(ctx, rec); lerr != nil {
+		if errors.Is(lerr, fstaid.ErrLocked) {
+			return lerr
+		}
+		return fmt.Errorf("%w; local fallback %s: %w", err, f.local, lerr)
+	}
+	f.held = f.local
+	return nil
+}
+
+// Update updates the record in the lock Acquire took.
+func (f *FallbackLock) Update(ctx context.Context, rec *fstaid.Record) error {
+	f.mu.Lock()
+	held := f.held
+	f.mu.Unlock()
+	if held == nil {
+		return errors.New("etcd: Update before Acquire")
+	}
+	return held.Update(ctx, rec)
+}
+
+// Done is the held lock's: the holder lease for etcd, nil for a file.
+func (f *FallbackLock) Done() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held == nil {
+		return nil
+	}
+	return f.held.Done()
+}
+
+// Fallen reports whether Acquire took the local lock.
+func (f *FallbackLock) Fallen() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.held != nil && f.held == f.local
+}

@@ -1,0 +1,145 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fstaid/fstaid"
+)
+
+// on_unavailable = "local-lock": an armed monitor whose etcd goes away
+// fails over with the file lock, once, and is locked by that file on its
+// next start, etcd or not.
+func TestFallbackLockFailsOverWithoutEtcd(t *testing.T) {
+	srv := startEtcd(t)
+	s := newStore(t, "/fallback", "a", endpoints(srv), WithTimeout(500*time.Millisecond))
+	local := fstaid.NewFileLock(filepath.Join(t.TempDir(), "fstaid.8080.lock"))
+	f := s.LockWithFallback(local)
+	ctx := ctxTimeout(t, 60*time.Second)
+	if err := f.Probe(ctx); err != nil {
+		t.Fatalf("Probe with etcd up: %v", err)
+	}
+
+	var runs atomic.Int32
+	var failing atomic.Bool
+	m, err := fstaid.New(
+		fstaid.WithPrimary(fstaid.CheckFunc(func(context.Context) error {
+			if failing.Load() {
+				return errors.New("target down")
+			}
+			return nil
+		}), time.Second),
+		fstaid.WithMaxAttempts(1),
+		fstaid.WithInterval(50*time.Millisecond),
+		fstaid.WithHandler("count", fstaid.HandlerFunc(func(context.Context, *fstaid.Event) error {
+			runs.Add(1)
+			return nil
+		}), time.Second),
+		fstaid.WithLock(f),
+		fstaid.WithLockTimeout(5*time.Second),
+		fstaid.WithLogger(nil),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() { result <- m.Run(ctx) }()
+	eventually(t, 10*time.Second, "armed", func() bool { return m.Status().State == fstaid.StateArmed })
+
+	srv.stop()
+	failing.Store(true)
+	select {
+	case err := <-result:
+		if !errors.Is(err, fstaid.ErrFailedOver) || errors.Is(err, fstaid.ErrHandlerFailed) {
+			t.Fatalf("Run = %v, want a clean failover through the local lock", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("no failover with etcd down and on_unavailable = local-lock")
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+	if !f.Fallen() {
+		t.Error("Fallen() = false after a failover with etcd down")
+	}
+	rec, err := local.Load(ctx)
+	if err != nil || rec == nil || rec.State != fstaid.RecordDone {
+		t.Fatalf("local record = %+v, %v; want a done record", rec, err)
+	}
+
+	// The next start is locked by the local record, before etcd is asked.
+	again := s.LockWithFallback(fstaid.NewFileLock(local.Path()))
+	if rec, err := again.Load(ctx); err != nil || rec == nil {
+		t.Errorf("Load after the fallback failover = %v, %v; want the local record", rec, err)
+	}
+	if err := again.Acquire(ctx, testRecord("a")); !errors.Is(err, fstaid.ErrLocked) {
+		t.Errorf("a second Acquire = %v, want ErrLocked", err)
+	}
+	if runs.Load() != 1 {
+		t.Error("a handler ran again")
+	}
+}
+
+// Start-up still needs etcd: without a local record, an unreachable etcd
+// is unknown, not free.
+func TestFallbackLockStartNeedsEtcd(t *testing.T) {
+	srv := startEtcd(t)
+	s := newStore(t, "/fallback-start", "a", endpoints(srv), WithTimeout(500*time.Millisecond))
+	local := fstaid.NewFileLock(filepath.Join(t.TempDir(), "fstaid.8080.lock"))
+	f := s.LockWithFallback(local)
+	srv.stop()
+	ctx := ctxTimeout(t, 2*time.Second)
+	if _, err := f.Load(ctx); !errors.Is(err, fstaid.ErrLockUnavailable) {
+		t.Errorf("Load with etcd down = %v, want ErrLockUnavailable", err)
+	}
+	if err := f.Probe(ctx); !errors.Is(err, fstaid.ErrLockUnavailable) {
+		t.Errorf("Probe with etcd down = %v, want ErrLockUnavailable", err)
+	}
+}
+
+// A reachable etcd decides: a record held by another monitor is never
+// bypassed through the local lock, and a free one is taken in etcd.
+func TestFallbackLockEtcdDecidesWhenReachable(t *testing.T) {
+	srv := startEtcd(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+
+	a := newStore(t, "/fallback-held", "a", endpoints(srv))
+	b := newStore(t, "/fallback-held", "b", endpoints(srv))
+	if err := a.Lock().Acquire(ctx, testRecord("a")); err != nil {
+		t.Fatal(err)
+	}
+	bLocal := fstaid.NewFileLock(filepath.Join(t.TempDir(), "fstaid.8080.lock"))
+	fb := b.LockWithFallback(bLocal)
+	if rec, err := fb.Load(ctx); err != nil || rec == nil || rec.Host != "a" {
+		t.Errorf("Load = %+v, %v; want a's record from etcd", rec, err)
+	}
+	if err := fb.Acquire(ctx, testRecord("b")); !errors.Is(err, fstaid.ErrLocked) {
+		t.Errorf("Acquire with a's record in etcd = %v, want ErrLocked", err)
+	}
+	if rec, _ := bLocal.Load(ctx); rec != nil {
+		t.Errorf("the local lock was written: %+v", rec)
+	}
+
+	c := newStore(t, "/fallback-free", "c", endpoints(srv))
+	cLocal := fstaid.NewFileLock(filepath.Join(t.TempDir(), "fstaid.8080.lock"))
+	fc := c.LockWithFallback(cLocal)
+	if err := fc.Acquire(ctx, testRecord("c")); err != nil {
+		t.Fatalf("Acquire with etcd up and free: %v", err)
+	}
+	if fc.Fallen() {
+		t.Error("Fallen() with etcd up")
+	}
+	if rec, err := c.Lock().Load(ctx); err != nil || rec == nil || rec.Host != "c" {
+		t.Errorf("etcd record = %+v, %v; want c's", rec, err)
+	}
+	if rec, _ := cLocal.Load(ctx); rec != nil {
+		t.Errorf("the local lock was written with etcd up: %+v", rec)
+	}
+	if err := fc.Update(ctx, testRecord("c")); err != nil {
+		t.Errorf("Update through etcd: %v", err)
+	}
+}
