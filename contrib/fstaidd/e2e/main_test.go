@@ -135,9 +135,9 @@ func buildFstaidd(out string) error {
 		}
 	}
 	// Built as contrib/deb/build.sh builds the shipped binary (static,
-	// -trimpath): the suite tests what is packaged, and CI compiles the
-	// AWS SDK once for both.
-	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", out, "github.com/fstaid/fstaid/contrib/fstaidd")
+	// -trimpath, -tags grpcnotrace): the suite tests what is packaged, and
+	// CI compiles the AWS SDK once for both.
+	cmd := exec.Command(goCmd, "build", "-trimpath", "-tags", "grpcnotrace", "-o", out, "github.com/fstaid/fstaid/contrib/fstaidd")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
