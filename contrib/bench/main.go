@@ -198,7 +198,7 @@ func buildDaemon(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "fstaidd")
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", bin, "./contrib/fstaidd")
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-tags", "grpcnotrace", "-o", bin, "./contrib/fstaidd")
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
