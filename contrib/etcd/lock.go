@@ -120,7 +120,7 @@ func decodeRecord(data []byte) *fstaid.Record {
 //     never calls Acquire again, the record stays, failing-over with no
 //     holder (Status.Interrupted), and no handler has run: the safe side.
 //
-// Acquire bounds itself by the dial timeout when ctx has no deadline.
+// Each etcd call is bounded by the Store's timeout (WithTimeout).
 func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -302,7 +302,7 @@ func (l *Lock) Done() <-chan struct{} { return l.done }
 // transaction whose condition can never hold (CreateRevision < 0) and
 // whose success branch would write both keys — etcd checks permissions
 // for both branches and commits the transaction through consensus.
-// Probe bounds itself by the dial timeout when ctx has no deadline.
+// Probe is bounded by the Store's timeout (WithTimeout).
 func (l *Lock) Probe(ctx context.Context) error {
 	ctx, cancel := l.s.withTimeout(ctx)
 	defer cancel()

@@ -74,8 +74,9 @@ func WithHolderTTL(d time.Duration) Option { return optionFunc(func(s *Store) { 
 // and to its minimum lease TTL; zero or negative is an error.
 func WithVerdictTTL(d time.Duration) Option { return optionFunc(func(s *Store) { s.verdictTTL = d }) }
 
-// WithTimeout bounds each etcd call whose context has no deadline.
-// Default 5s (DefaultDialTimeout); zero or negative is an error.
+// WithTimeout bounds each etcd call (and dialling); a shorter deadline
+// of the caller's context wins. Default 5s (DefaultDialTimeout); zero or
+// negative is an error.
 func WithTimeout(d time.Duration) Option { return optionFunc(func(s *Store) { s.timeout = d }) }
 
 // WithLogger sets the logger. Default slog.Default(); nil discards logs.
@@ -161,11 +162,12 @@ func (s *Store) describe() string {
 }
 func (s *Store) describeKey() string { return s.lock.String() }
 
-// withTimeout bounds ctx by the Store's timeout when it has no deadline.
+// withTimeout bounds ctx by the Store's timeout; an earlier deadline of
+// ctx still wins. A caller's longer deadline (the Monitor gives the lock
+// 30s) must not stretch one call to an unreachable etcd past the timeout:
+// the monitor would sit out whole rounds before it reports etcd lost,
+// and find etcd back only that much later.
 func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
 	return context.WithTimeout(ctx, s.timeout)
 }
 
