@@ -460,7 +460,9 @@ func (m *Monitor) lockName() string {
 //   - a *FailoverError (ErrFailedOver, and ErrHandlerFailed when a handler
 //     failed) once a failover ran, automatic or through Fail. A failover
 //     that has begun finishes whatever happens to ctx, and Run reports it;
-//   - a *LockedError when another writer took the lock first;
+//   - a *LockedError when another writer took the lock first: found by
+//     this Monitor's own Acquire, or, with a lock that is a LockWatcher
+//     (etcd), announced while this Monitor was still watching;
 //   - a *RoundError wrapping ErrStartupCheck or ErrSelfCheck.
 //
 // Run may be called again after it returned nil.
@@ -501,6 +503,14 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 	}()
 	if m.failResult() != nil {
 		cancel() // a failover ended before loopCancel was set
+	}
+	if w, ok := m.lock.(LockWatcher); ok {
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			m.watchLock(loopCtx, w)
+		}()
+		defer func() { cancel(); <-watched }()
 	}
 	// Each check's context carries its logger; made once per Run rather
 	// than once per check.
@@ -675,6 +685,36 @@ func (m *Monitor) stopped() error {
 	err := m.failErr
 	<-m.failSem
 	return err
+}
+
+// watchLock stops the monitor when another writer creates the record
+// (LockWatcher): as if this monitor's own Acquire had found it.
+func (m *Monitor) watchLock(ctx context.Context, w LockWatcher) {
+	var rec *Record
+	select {
+	case <-ctx.Done():
+		return
+	case r, ok := <-w.Watch(ctx):
+		if !ok {
+			return
+		}
+		rec = r
+	}
+	// A failover of this Monitor holds failSem until it has ended, and
+	// the record it creates is announced here too: wait, then look.
+	select {
+	case m.failSem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-m.failSem }()
+	if m.failResult() != nil {
+		return // this Monitor's own failover, or one it already saw
+	}
+	le := &LockedError{Lock: m.lockName(), Record: rec}
+	m.logger.Error("another monitor took the failover lock: stopping without running the handlers", "event", "locked", "error", le)
+	m.finish(rec, le)
+	m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: rec, Reason: le.Error()})
 }
 
 // failResult returns the result of a failover that already ended, or nil.

@@ -196,3 +196,43 @@ func secs(ds ...float64) []time.Duration {
 func equalDurations(a, b []time.Duration) bool {
 	return fmt.Sprint(a) == fmt.Sprint(b)
 }
+
+// sharedLock is a memLock that several monitors could share: like the
+// etcd lock, it announces the record to Watch (fstaid.LockWatcher),
+// whoever created it.
+type sharedLock struct {
+	memLock
+	once    sync.Once
+	created chan struct{} // closed once a record exists
+}
+
+func newSharedLock() *sharedLock { return &sharedLock{created: make(chan struct{})} }
+
+func (l *sharedLock) Acquire(ctx context.Context, rec *fstaid.Record) error {
+	err := l.memLock.Acquire(ctx, rec)
+	if err == nil {
+		l.once.Do(func() { close(l.created) })
+	}
+	return err
+}
+
+// takeAsOther creates the record as another monitor would.
+func (l *sharedLock) takeAsOther(rec *fstaid.Record) {
+	l.memLock.mu.Lock()
+	l.memLock.rec = rec
+	l.memLock.mu.Unlock()
+	l.once.Do(func() { close(l.created) })
+}
+
+func (l *sharedLock) Watch(ctx context.Context) <-chan *fstaid.Record {
+	ch := make(chan *fstaid.Record, 1)
+	go func() {
+		defer close(ch)
+		select {
+		case <-l.created:
+			ch <- l.record()
+		case <-ctx.Done():
+		}
+	}()
+	return ch
+}

@@ -20,12 +20,18 @@
 // holder lease is gone, and no monitor fails over again until a human
 // runs Store.Unlock (`fstaidd unlock`).
 //
+// The lock is also a fstaid.LockWatcher: every running Monitor watches the
+// record key and stops with a *fstaid.LockedError as soon as any monitor
+// has created the record, including one whose own rounds never reach
+// Acquire (its dead verdict outvoted).
+//
 // # Losing etcd
 //
 // The lock fails closed: while etcd cannot be reached (or has no quorum)
 // Load, Probe and Acquire return errors wrapping fstaid.ErrLockUnavailable,
 // the Monitor refuses to start or, armed, runs no handler and keeps
-// monitoring. Failing open is a choice the operator makes explicitly:
+// monitoring. Each call gives up after the Store's timeout (WithTimeout,
+// fstaidd's dial_timeout), so every round retries. Failing open is a choice the operator makes explicitly:
 // FallbackLock (fstaidd's on_unavailable = "local-lock") takes a local
 // file lock when etcd cannot be reached at failover time, at the price of
 // one failover per monitor at worst.

@@ -137,6 +137,12 @@ func (f *FallbackLock) Done() <-chan struct{} {
 	return f.held.Done()
 }
 
+// Watch is the etcd lock's (fstaid.LockWatcher): another monitor's record
+// in etcd stops this one, as with the plain etcd lock.
+func (f *FallbackLock) Watch(ctx context.Context) <-chan *fstaid.Record {
+	return f.shared.Watch(ctx)
+}
+
 // Fallen reports whether Acquire took the local lock.
 func (f *FallbackLock) Fallen() bool {
 	f.mu.Lock()

@@ -47,6 +47,7 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    chan struct{} // closed by Close: ends watches
 }
 
 // An Option configures a Store. Only this package makes Options.
@@ -103,6 +104,7 @@ func NewStore(client *clientv3.Client, prefix string, opts ...Option) (*Store, e
 		verdictTTL: DefaultVerdictTTL,
 		timeout:    DefaultDialTimeout,
 		logger:     slog.Default(),
+		closed:     make(chan struct{}),
 	}
 	for _, o := range opts {
 		o.apply(s)
@@ -299,6 +301,7 @@ func (s *Store) unlock(ctx context.Context, revision *int64) (*fstaid.Record, er
 // Call it after the Monitor's Run returned. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.closed)
 		var errs *multierror.Error
 		if err := s.verdicts.Close(); err != nil {
 			errs = multierror.Append(errs, err)
