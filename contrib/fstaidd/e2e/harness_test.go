@@ -538,6 +538,24 @@ type status struct {
 	LastRound *round  `json:"last_round"`
 	Record    *record `json:"record"`
 	PID       int     `json:"pid"`
+	// Etcd is the shared view with [etcd]; EtcdError why it is missing.
+	Etcd      *etcdStatus `json:"etcd"`
+	EtcdError string      `json:"etcd_error"`
+}
+
+// etcdStatus is contrib/etcd.Status as the suite reads it (in /status and
+// in `fstaidd status`).
+type etcdStatus struct {
+	Record *record `json:"record"`
+	Holder *struct {
+		Monitor string `json:"monitor"`
+		PID     int    `json:"pid"`
+	} `json:"holder"`
+	Interrupted bool `json:"interrupted"`
+	Verdicts    []struct {
+		Monitor string `json:"monitor"`
+		Verdict string `json:"verdict"`
+	} `json:"verdicts"`
 }
 
 type round struct {
@@ -663,9 +681,15 @@ func (d *daemon) logText() string {
 // monitor namespace and returns its output and exit status.
 func fstaiddTool(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return fstaiddToolIn(t, "monitor", args...)
+}
+
+// fstaiddToolIn is fstaiddTool in network namespace ns.
+func fstaiddToolIn(t *testing.T, ns string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", "monitor", fstaiddBin}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, fstaiddBin}, args...)...)
 	cmd.Env = cleanEnv()
 	out, _ := cmd.CombinedOutput()
 	return string(out), cmd.ProcessState.ExitCode()

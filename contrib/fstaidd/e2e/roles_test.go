@@ -18,9 +18,13 @@ import (
 //
 //	target ADDR CTRLDIR   the service under watch; CTRLDIR/mode steers it
 //	proxy  ADDR READYFILE the bastion's HTTP forward proxy
+//	etcd   NAME IP DATADIR CLUSTER READYFILE  one etcd member (etcdnet_test.go)
 //
 // Each writes CTRLDIR/ready (or READYFILE) once it listens.
 func runRole(role string, args []string) int {
+	if role == "etcd" {
+		return runEtcdMember(args)
+	}
 	if len(args) != 2 {
 		fmt.Fprintf(os.Stderr, "e2e role %s: want ADDR and a directory or file, got %q\n", role, args)
 		return 2
