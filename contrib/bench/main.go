@@ -191,15 +191,18 @@ func printMachine(w io.Writer, cfg *config) {
 	}
 }
 
-// buildDaemon builds fstaidd once from the working tree.
+// buildDaemon builds fstaidd once from the working tree, the way
+// contrib/deb/build.sh does (static, -trimpath, stripped, grpcnotrace), so
+// the footprint measured is the packaged binary's.
 func buildDaemon(ctx context.Context, dir string) (string, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "fstaidd")
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-tags", "grpcnotrace", "-o", bin, "./contrib/fstaidd")
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags", "-s -w", "-o", bin, "./contrib/fstaidd")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", err
