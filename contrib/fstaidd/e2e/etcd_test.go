@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -183,16 +182,7 @@ func (n *etcdNet) handlerEtcdView(call int) *etcdStatus {
 	if err != nil {
 		t.Fatalf("the handler saved no etcd view: %v", err)
 	}
-	const head = "etcd (all monitors):\n"
-	i := strings.Index(string(b), head)
-	if i < 0 {
-		t.Fatalf("the handler's fstaidd status shows no etcd view:\n%s", b)
-	}
-	var st etcdStatus
-	if err := json.NewDecoder(strings.NewReader(string(b[i+len(head):]))).Decode(&st); err != nil {
-		t.Fatalf("the handler's etcd view is not JSON (%v):\n%s", err, b)
-	}
-	return &st
+	return parseEtcdView(t, "the handler's fstaidd status", string(b))
 }
 
 // oneWinner waits for every monitor to exit and asserts that exactly one

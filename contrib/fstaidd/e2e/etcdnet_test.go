@@ -196,16 +196,23 @@ func (n *etcdNet) etcdView(m string) (*etcdStatus, string) {
 	t := n.t
 	t.Helper()
 	out, _ := fstaiddToolIn(t, m, "status", "-config", filepath.Join(n.dir, m, "fstaidd.toml"))
+	return parseEtcdView(t, "fstaidd status on "+m, out), out
+}
+
+// parseEtcdView finds the etcd part of `fstaidd status` output: a line
+// "etcd (all monitors):", then the JSON of contrib/etcd.Status.
+func parseEtcdView(t *testing.T, what, out string) *etcdStatus {
+	t.Helper()
 	const head = "etcd (all monitors):\n"
 	i := strings.Index(out, head)
 	if i < 0 {
-		t.Fatalf("fstaidd status on %s shows no etcd view:\n%s", m, out)
+		t.Fatalf("%s shows no etcd view:\n%s", what, out)
 	}
 	var st etcdStatus
 	if err := json.NewDecoder(strings.NewReader(out[i+len(head):])).Decode(&st); err != nil {
-		t.Fatalf("fstaidd status on %s: etcd view is not JSON (%v):\n%s", m, err, out)
+		t.Fatalf("%s: the etcd view is not JSON (%v):\n%s", what, err, out)
 	}
-	return &st, out
+	return &st
 }
 
 // runEtcdMember is the etcd role: one member of the test cluster,
