@@ -48,7 +48,9 @@
 // empty one, makes it fail; it belongs on a file system that survives a
 // reboot. The record (Record) tells when, where, why, and each handler's
 // outcome; after a crash mid-handler it stays "failing-over", and the
-// monitor stays locked.
+// monitor stays locked. A lock that several monitors share may also be a
+// LockWatcher (contrib/etcd is): Run then stops as soon as another
+// monitor's record appears.
 //
 // # Observing
 //
