@@ -289,12 +289,23 @@ type statusLine struct {
 	n      *systemd.Notifier
 	target string
 	last   string
+	// blocked is why the last failover attempt could not take the lock
+	// (etcd unreachable, say). It stays in STATUS= until the target is
+	// healthy again or the monitor stops, so that `systemctl status` does
+	// not just say "failing over" while no failover can happen.
+	blocked string
 }
 
 // observe is a fstaid.WithObserver function (never called concurrently).
 func (s *statusLine) observe(n fstaid.Notice) {
-	if n.Kind == fstaid.NoticeCheck {
+	switch {
+	case n.Kind == fstaid.NoticeCheck:
 		return // a round's end speaks for its checks
+	case n.Kind == fstaid.NoticeLockUnavailable && n.Err != nil:
+		s.blocked = n.Err.Error()
+	case n.Kind == fstaid.NoticeRound && n.Round != nil && n.Round.Verdict == fstaid.VerdictHealthy,
+		n.State != fstaid.StateArmed && n.State != fstaid.StateFailingOver:
+		s.blocked = ""
 	}
 	var line string
 	switch n.State {
@@ -318,6 +329,9 @@ func (s *statusLine) observe(n fstaid.Notice) {
 		line = "locked: a failover record exists; re-arm with fstaidd unlock"
 	default:
 		line = string(n.State)
+	}
+	if s.blocked != "" {
+		line += "; last attempt blocked: " + s.blocked
 	}
 	line = strings.ReplaceAll(line, "\n", " ")
 	if line != s.last {

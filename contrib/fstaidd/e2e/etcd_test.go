@@ -149,6 +149,9 @@ func TestEtcdMonitors(t *testing.T) {
 				t.Fatalf("%s exited %d with etcd unreachable, want it to keep watching:\n%s", m, d.code, tail(d.logPath))
 			}
 			wantLog(t, d.logText(), "failover lock unavailable")
+			if !strings.Contains(d.notify.all(), "; last attempt blocked: fstaid: failover lock unavailable") {
+				t.Errorf("%s's STATUS= never said the failover is blocked: %s", m, d.notify.all())
+			}
 			// Still watching: each round with the target dead tries again
 			// (failing-over while it tries), and /status says why not.
 			if st, err := d.status(); err != nil || st.EtcdError == "" || st.State != "armed" && st.State != "failing-over" {
