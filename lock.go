@@ -49,7 +49,9 @@ type LockProber interface {
 // LockWatcher is implemented by locks that several monitors share (etcd).
 // Watch returns a channel that receives the record, by whichever writer,
 // once one exists (already, or created later), and is then closed; it is
-// also closed when ctx ends. Sends must not block past ctx's end. A Monitor that watches stops (Run returns a
+// also closed when ctx ends. Sends must not block past ctx's end.
+//
+// A Monitor whose lock is a LockWatcher stops (Run returns a
 // *LockedError) once another monitor has failed over, even when its own
 // rounds never decide: one whose verdict the others outvote, say, would
 // otherwise watch a target that has already been failed over, forever.

@@ -244,7 +244,7 @@ func logExit(logger *slog.Logger, code int, err error) {
 		exitOK:            "stopped",
 		exitFailedOver:    "failed over; every handler succeeded; not restarting until re-armed",
 		exitHandlerFailed: "failed over, but a handler failed: check the record and finish the failover by hand",
-		exitLocked:        "refusing to start: a failover record exists",
+		exitLocked:        "a failover record exists (found at start-up, or another monitor failed over): not failing over; re-arm with fstaidd unlock",
 		exitStartupCheck:  "start-up check failed",
 		exitSelfCheck:     "self check failed: this monitor is cut off",
 		exitConfig:        "configuration error",

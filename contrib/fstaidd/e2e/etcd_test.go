@@ -96,7 +96,7 @@ func TestEtcdMonitors(t *testing.T) {
 		// systemd would restart it: it refuses, the handler is not run again.
 		d := n.startMonitor(filepath.Join(n.dir, winner, "fstaidd.toml"), winner)
 		wantExit(t, d, 20*time.Second, exitLocked)
-		wantLog(t, d.logText(), "refusing to start: a failover record exists")
+		wantLog(t, d.logText(), "a failover record exists (found at start-up")
 		if c := n.s.oneCall(); c.finished {
 			t.Errorf("the killed handler finished: it was meant to be interrupted")
 		}
