@@ -89,6 +89,14 @@ type HandlerOutcome struct {
 // Record is the failover record: written when the lock is taken, before
 // any handler runs, and updated with each handler's outcome.
 type Record struct {
+	// ID identifies the failover attempt that wrote the record: a random
+	// nonce the Monitor draws once per failover and keeps for every retry
+	// of it. A Lock that finds a record with the ID it is asked to
+	// create treats it as its own (an earlier creation whose reply was
+	// lost) and succeeds; a Monitor that sees its own ID through a
+	// LockWatcher knows the lock is its own and runs the handlers. Empty
+	// in records written before IDs existed, and in Legacy records.
+	ID    string      `json:"id,omitempty"`
 	State RecordState `json:"state"`
 	// Time is when the lock was taken.
 	Time time.Time `json:"time"`
@@ -102,6 +110,9 @@ type Record struct {
 	Finished time.Time `json:"finished,omitzero"`
 	// LockLost reports that the lock was lost while the handlers ran.
 	LockLost bool `json:"lock_lost,omitempty"`
+	// Warnings lists what went wrong around the failover without
+	// stopping it (a lock taken but not durable, say).
+	Warnings []string `json:"warnings,omitempty"`
 	// Legacy reports a record that is not ours to read: an empty file
 	// (what the original fstaid writes) or unreadable content. It still
 	// counts as locked. Time is then the file's modification time.
@@ -115,6 +126,15 @@ func (r *Record) Reason() Reason {
 	}
 	return r.Event.Reason
 }
+
+// ErrLockNotDurable is wrapped by an Acquire error when the record was
+// published (the lock is taken: no other writer can take it) but a later
+// step that makes it survive a crash failed, such as the directory fsync
+// after link(2). The Monitor then runs the handlers anyway, logs the
+// problem loudly and notes it in the record (Record.Warnings): a lock that
+// is taken but not known durable must never leave the monitor armed and
+// unable to fail over.
+var ErrLockNotDurable = errors.New("fstaid: lock taken but not durable")
 
 // ErrLocked reports that a failover record exists: a failover happened
 // (or began) and the monitor must not arm again until a human removes it.
