@@ -349,6 +349,13 @@ func drainLines(r io.Reader, logger *slog.Logger, stream string) {
 // vantage point); set Proxy to check through a bastion, as
 // `curl -x bastion:8080 http://target/` does.
 //
+// Credentials: User (or userinfo in URL, http://user:password@host/) is
+// sent as basic authentication, an Authorization in Header as it is. A
+// URL is only ever shown with its password replaced by "xxxxx"
+// (url.URL.Redacted): in String, in every error, and so in Result.Error,
+// logs and handler environments. The Proxy's userinfo is sent as
+// Proxy-Authorization and never shown either.
+//
 // Set the fields before the first Check; they must not change after it.
 type HTTPCheck struct {
 	// URL is the address checked.
@@ -357,6 +364,11 @@ type HTTPCheck struct {
 	Proxy *url.URL
 	// Header is added to the request (Host, authorisation, ...).
 	Header http.Header
+	// User, when set, is sent as HTTP basic authentication
+	// (url.UserPassword(name, password)), in place of any userinfo in
+	// URL. Setting it together with an Authorization header is an
+	// error New reports. Nil (the default) sends URL's userinfo, if any.
+	User *url.Userinfo
 	// TLSClientConfig configures HTTPS; nil means the defaults.
 	TLSClientConfig *tls.Config
 
@@ -364,6 +376,8 @@ type HTTPCheck struct {
 	client *http.Client
 	req    *http.Request
 	err    error
+	// shown is URL as errors show it: the password redacted.
+	shown string
 
 	// The direct path (plain http, no proxy): the request as it goes on
 	// the wire, serialised once, and the address dialled.
@@ -385,15 +399,33 @@ func (c *HTTPCheck) validate() error {
 
 func (c *HTTPCheck) init() {
 	c.once.Do(func() {
+		c.shown = redactURL(c.URL)
 		u, err := url.Parse(c.URL)
 		if err != nil {
-			c.err = fmt.Errorf("HTTP check URL: %w", err)
+			// url.Parse's own error quotes the whole URL, password
+			// included: keep only its reason.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			c.err = fmt.Errorf("HTTP check URL %s: %w", c.shown, err)
 			return
 		}
 		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-			c.err = fmt.Errorf("HTTP check URL %q: want http:// or https:// and a host", c.URL)
+			c.err = fmt.Errorf("HTTP check URL %s: want http:// or https:// and a host", c.shown)
 			return
 		}
+		if c.User != nil && c.Header.Get("Authorization") != "" {
+			c.err = fmt.Errorf("HTTP check %s: set User or an Authorization header, not both", c.shown)
+			return
+		}
+		// The credentials travel in the Authorization header only, never
+		// in the request's URL: no error net/http makes can show them.
+		auth := c.User
+		if auth == nil {
+			auth = u.User
+		}
+		u.User = nil
 		var proxy func(*http.Request) (*url.URL, error)
 		if c.Proxy != nil {
 			proxy = http.ProxyURL(c.Proxy)
@@ -421,16 +453,17 @@ func (c *HTTPCheck) init() {
 		if h := c.Header.Get("Host"); h != "" {
 			req.Host = h
 		}
+		// As net/http does with userinfo: an explicit Authorization wins.
+		if auth != nil && req.Header.Get("Authorization") == "" {
+			pw, _ := auth.Password()
+			req.SetBasicAuth(auth.Username(), pw)
+		}
 		req.Header.Set("User-Agent", "fstaid")
 		c.req = req
 		if u.Scheme == "http" && c.Proxy == nil {
 			// What http.Client and its Transport (keep-alives off) send.
 			wreq := req.Clone(context.Background())
 			wreq.Close = true
-			if ui := u.User; ui != nil && wreq.Header.Get("Authorization") == "" {
-				pw, _ := ui.Password()
-				wreq.SetBasicAuth(ui.Username(), pw)
-			}
 			if wreq.Header.Get("Accept-Encoding") == "" && wreq.Header.Get("Range") == "" {
 				wreq.Header.Set("Accept-Encoding", "gzip")
 			}
@@ -463,7 +496,7 @@ func (c *HTTPCheck) checkDirect(ctx context.Context) error {
 		if ctx.Err() != nil {
 			err = ctx.Err() // as the Transport reports a cancelled request
 		}
-		return &CheckError{ExitStatus: 1, Err: &url.Error{Op: "Get", URL: c.URL, Err: err}}
+		return &CheckError{ExitStatus: 1, Err: &url.Error{Op: "Get", URL: c.shown, Err: err}}
 	}
 	conn, err := c.dialer.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
@@ -497,7 +530,7 @@ func (c *HTTPCheck) checkDirect(ctx context.Context) error {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxHTTPBody))
 		resp.Body.Close()
 		if resp.StatusCode >= 400 {
-			return &CheckError{ExitStatus: 1, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("GET %s: %s", c.URL, resp.Status)}
+			return &CheckError{ExitStatus: 1, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("GET %s: %s", c.shown, resp.Status)}
 		}
 		return nil
 	}
@@ -518,18 +551,49 @@ func (c *HTTPCheck) Check(ctx context.Context) error {
 	}
 	resp, err := c.client.Do(c.req.WithContext(ctx))
 	if err != nil {
+		// The client's *url.Error names the request's URL; name the
+		// check's, as the direct path does.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = c.shown
+		}
 		return &CheckError{ExitStatus: 1, Err: err}
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxHTTPBody))
 	resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		return &CheckError{ExitStatus: 1, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("GET %s: %s", c.URL, resp.Status)}
+		return &CheckError{ExitStatus: 1, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("GET %s: %s", c.shown, resp.Status)}
 	}
 	return nil
 }
 
-// String returns the URL.
-func (c *HTTPCheck) String() string { return c.URL }
+// String returns the URL with its password, if any, redacted.
+func (c *HTTPCheck) String() string { return redactURL(c.URL) }
+
+// redactURL returns rawURL as it may be shown: the password of its
+// userinfo replaced by "xxxxx", as url.URL.Redacted does. A URL that
+// does not parse is redacted by hand, keeping only what precedes the
+// first colon before its last @ (the user name): errors quote it too.
+func redactURL(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		scheme, rest = "", rawURL
+	} else {
+		scheme += "://"
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return rawURL
+	}
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return rawURL
+	}
+	return scheme + user + ":xxxxx" + rest[at:]
+}
 
 // TCPCheck is a native TCP check: connect, then close.
 type TCPCheck struct {

@@ -3,6 +3,7 @@ package fstaid_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
@@ -521,5 +522,193 @@ func TestHTTPCheckIPv6Loopback(t *testing.T) {
 	})
 	if err := runCheck(t, fstaid.HTTP("http://"+addr+"/"), 5*time.Second); err != nil {
 		t.Errorf("GET over [::1]: %v", err)
+	}
+}
+
+// lockedBuffer is a log destination safe for the Monitor's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A password given for an HTTP check, in its URL, its proxy's URL or
+// User, reaches the servers and nothing else: not Result.Error, String,
+// the log, the record or a handler's environment.
+func TestHTTPCheckRedactsCredentials(t *testing.T) {
+	const secret = "Secret"
+	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("monitor:"+secret))
+	wantProxyAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("bastion:Proxy"+secret))
+	var authed atomic.Int32
+	// The target answers 500 to a request that carries the credentials,
+	// 401 to one that does not: only the right credentials give a 500.
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != wantAuth {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		authed.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer target.Close()
+	var proxyAuthed atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Proxy-Authorization") != wantProxyAuth || r.Header.Get("Authorization") != wantAuth {
+			w.WriteHeader(http.StatusProxyAuthRequired)
+			return
+		}
+		proxyAuthed.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer proxy.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	hostOf := func(s string) string { return strings.TrimPrefix(s, "http://") }
+
+	tests := []struct {
+		name       string
+		check      func() *fstaid.HTTPCheck
+		wantStatus int // the HTTP status, 0 for a transport error
+		served     *atomic.Int32
+		wantShown  string // what Result.Error names instead of the password
+	}{
+		{name: "userinfo, HTTP 500",
+			check: func() *fstaid.HTTPCheck {
+				return fstaid.HTTP("http://monitor:" + secret + "@" + hostOf(target.URL) + "/health")
+			},
+			wantStatus: 500, served: &authed, wantShown: "http://monitor:xxxxx@" + hostOf(target.URL) + "/health"},
+		{name: "userinfo, connection refused",
+			check:     func() *fstaid.HTTPCheck { return fstaid.HTTP("http://monitor:" + secret + "@" + closed + "/health") },
+			wantShown: "http://monitor:xxxxx@" + closed + "/health"},
+		{name: "userinfo over https, connection refused",
+			check:     func() *fstaid.HTTPCheck { return fstaid.HTTP("https://monitor:" + secret + "@" + closed + "/health") },
+			wantShown: "https://monitor:xxxxx@" + closed + "/health"},
+		{name: "userinfo through an authenticated proxy, HTTP 500",
+			check: func() *fstaid.HTTPCheck {
+				c := fstaid.HTTP("http://monitor:" + secret + "@target.invalid/health")
+				c.Proxy, _ = url.Parse("http://bastion:Proxy" + secret + "@" + hostOf(proxy.URL))
+				return c
+			},
+			wantStatus: 500, served: &proxyAuthed, wantShown: "http://monitor:xxxxx@target.invalid/health"},
+		{name: "userinfo through a dead authenticated proxy",
+			check: func() *fstaid.HTTPCheck {
+				c := fstaid.HTTP("http://monitor:" + secret + "@target.invalid/health")
+				c.Proxy, _ = url.Parse("http://bastion:Proxy" + secret + "@" + closed)
+				return c
+			},
+			wantShown: "http://monitor:xxxxx@target.invalid/health"},
+		{name: "User, HTTP 500",
+			check: func() *fstaid.HTTPCheck {
+				c := fstaid.HTTP(target.URL + "/health")
+				c.User = url.UserPassword("monitor", secret)
+				return c
+			},
+			wantStatus: 500, served: &authed, wantShown: target.URL + "/health"},
+		{name: "User over userinfo",
+			check: func() *fstaid.HTTPCheck {
+				c := fstaid.HTTP("http://monitor:wrong@" + hostOf(target.URL) + "/health")
+				c.User = url.UserPassword("monitor", secret)
+				return c
+			},
+			wantStatus: 500, served: &authed, wantShown: "http://monitor:xxxxx@" + hostOf(target.URL) + "/health"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			envFile := filepath.Join(dir, "env")
+			var logs lockedBuffer
+			c := tt.check()
+			before := int32(0)
+			if tt.served != nil {
+				before = tt.served.Load()
+			}
+			m, err := fstaid.New(fstaid.WithPrimary(c, 5*time.Second), fstaid.WithStartupCheck(fstaid.StartupCheckOff),
+				fstaid.WithMaxAttempts(1), fstaid.WithInterval(time.Hour), fstaid.WithLock(&memLock{}),
+				fstaid.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+				fstaid.WithHandler("env", fstaid.CommandHandler(`sh -c 'env > "$0"' `+strconv.Quote(envFile)), 5*time.Second))
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			m.Run(ctx)
+			rec := m.Status().Record
+			if rec == nil {
+				t.Fatalf("no failover; log:\n%s", logs.String())
+			}
+			res := rec.Event.Primary
+			if res.Passed || res.HTTPStatus != tt.wantStatus {
+				t.Errorf("primary = %+v, want a failure with HTTP status %d", res, tt.wantStatus)
+			}
+			if tt.served != nil && tt.served.Load() == before {
+				t.Errorf("the server never saw the credentials")
+			}
+			if !strings.Contains(res.Error, tt.wantShown) {
+				t.Errorf("Result.Error = %q, want it to name %s", res.Error, tt.wantShown)
+			}
+			env, err := os.ReadFile(envFile)
+			if err != nil {
+				t.Fatalf("the handler did not run: %v", err)
+			}
+			if !strings.Contains(string(env), "FSTAID_PRIMARY_ERROR=") {
+				t.Errorf("handler environment lacks FSTAID_PRIMARY_ERROR:\n%s", env)
+			}
+			for what, text := range map[string]string{
+				"Result.Error": res.Error, "String()": c.String(), "the log": logs.String(), "the handler's environment": string(env),
+			} {
+				if strings.Contains(text, secret) {
+					t.Errorf("%s shows the password:\n%s", what, text)
+				}
+			}
+		})
+	}
+}
+
+// A URL that does not parse is reported without its password.
+func TestHTTPCheckInvalidURLRedacted(t *testing.T) {
+	for _, raw := range []string{
+		"http://monitor:Secret@host:port/",
+		"http://monitor:Se/cret@host/",
+		"ftp://monitor:Secret@host/",
+		"http://monitor:Secret@host\x7f/",
+	} {
+		c := fstaid.HTTP(raw)
+		_, err := fstaid.New(fstaid.WithPrimary(c, time.Second), fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}))
+		if err == nil {
+			t.Errorf("New with %q: no error", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "cret") || strings.Contains(c.String(), "cret") {
+			t.Errorf("%q: New = %q, String = %q: the password shows", raw, err, c.String())
+		}
+		if !strings.Contains(err.Error(), "monitor:xxxxx@") {
+			t.Errorf("%q: New = %q, want the URL named with its password redacted", raw, err)
+		}
+	}
+}
+
+// User and an Authorization header cannot both be the credentials.
+func TestHTTPCheckUserAndAuthorizationHeader(t *testing.T) {
+	c := fstaid.HTTP("http://127.0.0.1:1/")
+	c.User = url.UserPassword("monitor", "Secret")
+	c.Header = http.Header{"Authorization": {"Bearer t"}}
+	_, err := fstaid.New(fstaid.WithPrimary(c, time.Second), fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}))
+	if err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("New = %v, want the conflict reported", err)
 	}
 }
