@@ -112,13 +112,17 @@ func decodeRecord(data []byte) *fstaid.Record {
 //   - nil: this Lock owns the record; Done now watches the holder lease;
 //   - *fstaid.LockedError (errors.Is(err, fstaid.ErrLocked)): a record
 //     exists; it carries that record and nothing was changed;
-//   - an error wrapping fstaid.ErrLockUnavailable: etcd could not be
-//     reached or refused (permissions) before ctx ended; no handler may
-//     run. The creation may still have committed (its answer lost): a
-//     later Acquire on this Lock recognises the record as its own (same
-//     bytes) and succeeds; any other Lock sees it as locked. If this Lock
-//     never calls Acquire again, the record stays, failing-over with no
-//     holder (Status.Interrupted), and no handler has run: the safe side.
+//   - an error wrapping fstaid.ErrLockUnavailable (and ErrUnreachable
+//     or ErrRefused, see UnavailableError): etcd could not be reached or
+//     refused (permissions) before ctx ended; no handler may run. The
+//     creation may still have committed (its answer lost): a later
+//     Acquire recognises the record as its own and succeeds — by its ID
+//     when rec.ID is set (any record carrying that ID is this attempt's,
+//     see fstaid.Record.ID), else by its exact bytes on this Lock — and
+//     binds a fresh holder key to it; any other Lock sees it as locked.
+//     If nobody calls Acquire again, the record stays, failing-over with
+//     no holder (Status.Interrupted), and no handler has run: the safe
+//     side.
 //
 // Each etcd call is bounded by the Store's timeout (WithTimeout).
 func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
@@ -159,7 +163,7 @@ func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 		Commit()
 	if err != nil {
 		revoke()
-		if len(l.unconfirmed) < maxUnconfirmed {
+		if rec.ID == "" && len(l.unconfirmed) < maxUnconfirmed {
 			l.unconfirmed = append(l.unconfirmed, val)
 		}
 		return l.s.unavailable("creating the record", err)
@@ -171,7 +175,7 @@ func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 			revoke()
 			return &fstaid.LockedError{Lock: l.String(), Record: &fstaid.Record{Legacy: true}}
 		}
-		if !l.ours(kvs[0].Value, val) {
+		if !l.ours(kvs[0].Value, val, rec.ID) {
 			revoke()
 			return &fstaid.LockedError{Lock: l.String(), Record: decodeRecord(kvs[0].Value)}
 		}
@@ -206,10 +210,18 @@ func (l *Lock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 // maxUnconfirmed bounds the creations remembered as possibly committed.
 const maxUnconfirmed = 64
 
-// ours reports whether value is a record this Lock tried to create: val,
-// or one whose creation's answer was lost. Each value holds its writer's
-// host, PID and a nanosecond time, so another writer cannot match.
-func (l *Lock) ours(value, val []byte) bool {
+// ours reports whether value is a record this failover attempt created.
+// A record with an ID is ours when the stored record carries the same ID
+// (fstaid.Record.ID: one random nonce per attempt, kept for its retries,
+// so any of them may have committed, however many were tried and
+// whatever their time or event says). Without an ID it is ours when it
+// is val, or one whose creation's answer was lost, byte for byte: each
+// value holds its writer's host, PID and a nanosecond time, so another
+// writer cannot match.
+func (l *Lock) ours(value, val []byte, id string) bool {
+	if id != "" {
+		return decodeRecord(value).ID == id
+	}
 	if bytes.Equal(value, val) {
 		return true
 	}

@@ -509,3 +509,73 @@ func TestAcquireRecognisesLostCommit(t *testing.T) {
 		t.Fatalf("owner's Update: %v", err)
 	}
 }
+
+// A failover attempt's creation commits but its answer is lost, after a
+// long outage in which every retry of the attempt failed: a retry
+// carrying the attempt's ID (with a new time and event) recognises the
+// record as its own, however many retries came before, and takes the
+// holder key; another monitor's Lock stays locked out; the LockWatcher
+// delivers the record with its ID, so the Monitor can tell it is its own.
+func TestAcquireRecognisesOwnIDAfterLostReply(t *testing.T) {
+	srv := startEtcd(t)
+	f := &fault{method: "/etcdserverpb.KV/Txn"}
+	a := newFaultyStore(t, "/lostreply", "a", endpoints(srv), f)
+	b := newStore(t, "/lostreply", "b", endpoints(srv))
+	ctx := ctxTimeout(t, 60*time.Second)
+	const id = "attempt-7f3c"
+	attempt := func() *fstaid.Record {
+		rec := testRecord("a")
+		rec.ID = id
+		rec.Event.Primary = fstaid.Result{Error: fmt.Sprintf("round at %v", time.Now().UnixNano())}
+		return rec
+	}
+	watch := b.Lock().Watch(ctx)
+
+	// The outage: every retry of the attempt fails before reaching etcd.
+	f.mode.Store(faultUnsent)
+	for i := range maxUnconfirmed + 1 {
+		if err := a.Lock().Acquire(ctx, attempt()); !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("Acquire %d during the outage = %v, want ErrUnreachable", i, err)
+		}
+	}
+	// Then one commits, and its answer is lost.
+	f.mode.Store(faultLostReply)
+	err := a.Lock().Acquire(ctx, attempt())
+	if !errors.Is(err, fstaid.ErrLockUnavailable) || !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("Acquire whose answer was lost = %v, want ErrLockUnavailable (unreachable)", err)
+	}
+	f.mode.Store(faultNone)
+	stored, err := b.Lock().Load(ctx)
+	if err != nil || stored == nil || stored.ID != id {
+		t.Fatalf("record in etcd = %+v, %v; want the attempt's (ID %s)", stored, err, id)
+	}
+	select {
+	case rec := <-watch:
+		if rec == nil || rec.ID != id {
+			t.Fatalf("Watch delivered %+v, want the record with ID %s", rec, id)
+		}
+	case <-ctx.Done():
+		t.Fatal("Watch did not deliver the record")
+	}
+
+	// Another monitor (another attempt, another ID) is locked out.
+	other := testRecord("b")
+	other.ID = "attempt-b"
+	var le *fstaid.LockedError
+	if err := b.Lock().Acquire(ctx, other); !errors.As(err, &le) || le.Record.ID != id {
+		t.Fatalf("another monitor's Acquire = %v, want a LockedError carrying ID %s", err, id)
+	}
+	// The retry of the attempt: other bytes, same ID.
+	retry := attempt()
+	if err := a.Lock().Acquire(ctx, retry); err != nil {
+		t.Fatalf("retry of the attempt with its ID: %v", err)
+	}
+	st, err := b.Status(ctx)
+	if err != nil || st.Holder == nil || st.Holder.Monitor != "a" || st.Interrupted {
+		t.Fatalf("status: %+v %v; want a holding, not interrupted", st, err)
+	}
+	retry.State = fstaid.RecordDone
+	if err := a.Lock().Update(ctx, retry); err != nil {
+		t.Fatalf("owner's Update: %v", err)
+	}
+}

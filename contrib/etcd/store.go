@@ -14,7 +14,10 @@ import (
 
 	"github.com/fstaid/fstaid"
 	"github.com/hashicorp/go-multierror"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Defaults, as NewStore sets them before applying options.
@@ -173,27 +176,86 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, s.timeout)
 }
 
+// ErrUnreachable and ErrRefused tell apart the two ways an etcd request
+// fails; every *UnavailableError matches exactly one of them.
+//
+//   - ErrUnreachable: no answer came from etcd — transport errors
+//     (connection refused, reset, TLS handshake), a member without a
+//     leader or quorum ("no leader", "request timed out"), or the call's
+//     deadline. Only this may let FallbackLock take the local lock, and
+//     fstaidd exits 70 (restarted) on it at start-up.
+//   - ErrRefused: etcd answered "no" — permission denied, a refused or
+//     expired credential, the NOSPACE alarm, an unknown lease. etcd is
+//     there and decides: no fallback.
+var (
+	ErrUnreachable = errors.New("etcd: unreachable")
+	ErrRefused     = errors.New("etcd: request refused")
+)
+
 // UnavailableError reports that etcd could not be reached or refused a
-// request. errors.Is(err, fstaid.ErrLockUnavailable) holds.
+// request. errors.Is(err, fstaid.ErrLockUnavailable) holds, and exactly
+// one of errors.Is(err, ErrUnreachable) and errors.Is(err, ErrRefused).
 type UnavailableError struct {
 	// Op is what failed ("creating the record").
 	Op string
 	// Where is the key prefix and the endpoints.
 	Where string
-	Err   error
+	// Unreachable is true when no answer came from etcd (ErrUnreachable),
+	// false when etcd refused (ErrRefused).
+	Unreachable bool
+	Err         error
 }
 
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("etcd: %s at %s: %v", e.Op, e.Where, e.Err)
 }
 
-// Is reports whether target is fstaid.ErrLockUnavailable.
-func (e *UnavailableError) Is(target error) bool { return target == fstaid.ErrLockUnavailable }
+// Is reports whether target is fstaid.ErrLockUnavailable, or the one of
+// ErrUnreachable and ErrRefused that describes the failure.
+func (e *UnavailableError) Is(target error) bool {
+	switch target {
+	case fstaid.ErrLockUnavailable:
+		return true
+	case ErrUnreachable:
+		return e.Unreachable
+	case ErrRefused:
+		return !e.Unreachable
+	}
+	return false
+}
 
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
 func (s *Store) unavailable(op string, err error) error {
-	return &UnavailableError{Op: op, Where: s.describe(), Err: err}
+	return &UnavailableError{Op: op, Where: s.describe(), Unreachable: unreachable(err), Err: err}
+}
+
+// unreachable reports whether err means that no answer came from etcd:
+// a deadline or cancellation, or a gRPC status Unavailable (transport
+// errors, and the server's own "no leader", "request timed out", "server
+// stopped"), DeadlineExceeded or Canceled. Every other error — above all
+// PermissionDenied, Unauthenticated, InvalidArgument (authentication
+// failed), ResourceExhausted (NOSPACE) — is an answer: etcd refused.
+// An error of unknown kind counts as an answer too: the safe side, since
+// only the unreachable case may fall back.
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var code codes.Code
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	} else if st, ok := status.FromError(err); ok {
+		code = st.Code()
+	} else {
+		return false
+	}
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return false
 }
 
 // Status is the state of a target's failover in etcd, for `fstaidd
