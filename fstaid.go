@@ -2,6 +2,8 @@ package fstaid
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -192,8 +194,11 @@ type Status struct {
 	// Record is the failover record, when there is one.
 	Record *Record `json:"record,omitempty"`
 	// Deadline is when the loop must next make progress; past it, the
-	// loop is hung (a check ignoring its context). Zero when Run is not
-	// running. The systemd watchdog pings only before it.
+	// loop is hung (a check ignoring its context, a lock that hangs).
+	// Zero when Run is not running, also while a Fail runs without it.
+	// While a failover runs, automatic or manual, it is never earlier
+	// than that failover's own bound (its start + FailoverBound). The
+	// systemd watchdog pings only before it.
 	Deadline time.Time `json:"deadline,omitzero"`
 }
 
@@ -231,7 +236,10 @@ type Monitor struct {
 	host                     string
 
 	running  atomic.Bool
-	deadline atomic.Int64 // unix nanoseconds; 0 when not running
+	deadline atomic.Int64 // unix nanoseconds: where the loop must be next; 0 before Run sets it
+
+	// gate owns the failover: at most one at a time, at most once.
+	gate *failoverGate
 
 	mu        sync.Mutex // guards the fields below
 	state     State
@@ -239,20 +247,16 @@ type Monitor struct {
 	rounds    uint64
 	lastRound *Round
 	record    *Record
-
-	obsMu sync.Mutex // serialises observers
-
-	// failSem serialises failovers (a channel so that waiting honours the
-	// caller's context). failDone is closed once a failover has ended
-	// for good; failRec and failErr are its result, written before.
-	failSem  chan struct{}
-	failDone chan struct{}
-	failRec  *Record
-	failErr  error
+	// held is the last state the loop published while a failover ran:
+	// not shown then, restored if that failover does not end for good.
+	held *Notice
 	// loopCancel ends the running Run's loop; finish calls it, so an
 	// in-flight check stops as soon as a failover through Fail ends.
-	// Guarded by mu.
 	loopCancel context.CancelFunc
+
+	// obsMu serialises observers, and orders each state change with its
+	// notice: taken before mu by every publication.
+	obsMu sync.Mutex
 }
 
 // New returns a Monitor. It sets the defaults, applies opts in order and
@@ -266,8 +270,7 @@ func New(opts ...Option) (*Monitor, error) {
 		logger:      slog.Default(),
 		target:      DefaultTarget,
 		state:       StateNew,
-		failSem:     make(chan struct{}, 1),
-		failDone:    make(chan struct{}),
+		gate:        newFailoverGate(),
 	}
 	for _, o := range opts {
 		o.apply(m)
@@ -394,17 +397,59 @@ func (m *Monitor) Status() Status {
 		LastRound: m.lastRound,
 		Record:    m.record,
 	}
-	if d := m.deadline.Load(); d != 0 {
-		s.Deadline = time.Unix(0, d)
-	}
+	s.Deadline = m.currentDeadline()
 	return s
 }
 
+// currentDeadline is the watchdog's deadline: zero unless Run runs; the
+// loop's own, or the running failover's bound when that is later (a
+// failover, whoever started it, is never cut short by the watchdog).
+func (m *Monitor) currentDeadline() time.Time {
+	if !m.running.Load() {
+		return time.Time{}
+	}
+	d := max(m.deadline.Load(), m.gate.bound())
+	if d == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, d)
+}
+
+// setDeadline sets the loop's deadline: the time by which it must have
+// made progress.
 func (m *Monitor) setDeadline(t time.Time) { m.deadline.Store(t.UnixNano()) }
 
-// setState records the state and tells the observers.
+// setState records the state and tells the observers. The failover and
+// Run's own start and end publish through it.
 func (m *Monitor) setState(n Notice) {
+	m.obsMu.Lock()
+	defer m.obsMu.Unlock()
 	m.mu.Lock()
+	m.apply(&n)
+	m.mu.Unlock()
+	m.notifyLocked(n)
+}
+
+// loopState is setState for what the rounds conclude. While a failover
+// runs, and once one has ended, it publishes nothing: the state stays
+// failing-over (then failed-over or locked), and what the loop said is
+// held until an attempt ends without a failover (endAttempt).
+func (m *Monitor) loopState(n Notice) {
+	m.obsMu.Lock()
+	defer m.obsMu.Unlock()
+	m.mu.Lock()
+	if m.gate.running() || m.gate.ended() {
+		m.held = &n
+		m.mu.Unlock()
+		return
+	}
+	m.apply(&n)
+	m.mu.Unlock()
+	m.notifyLocked(n)
+}
+
+// apply writes n to the Monitor's state; mu is held.
+func (m *Monitor) apply(n *Notice) {
 	m.state, m.reason = n.State, n.Reason
 	if n.Round != nil {
 		m.lastRound = n.Round
@@ -413,8 +458,6 @@ func (m *Monitor) setState(n Notice) {
 	if n.Record != nil {
 		m.record = n.Record
 	}
-	m.mu.Unlock()
-	m.notify(n)
 }
 
 func (m *Monitor) currentState() State {
@@ -423,15 +466,24 @@ func (m *Monitor) currentState() State {
 	return m.state
 }
 
+// notify tells the observers of n without changing the state.
 func (m *Monitor) notify(n Notice) {
+	if len(m.observers) == 0 {
+		return
+	}
+	m.obsMu.Lock()
+	defer m.obsMu.Unlock()
+	m.notifyLocked(n)
+}
+
+// notifyLocked calls the observers; obsMu is held.
+func (m *Monitor) notifyLocked(n Notice) {
 	if len(m.observers) == 0 {
 		return
 	}
 	if n.Time.IsZero() {
 		n.Time = time.Now()
 	}
-	m.obsMu.Lock()
-	defer m.obsMu.Unlock()
 	for _, f := range m.observers {
 		f(n)
 	}
@@ -480,7 +532,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		m.setState(Notice{Kind: NoticeStopped, State: st, Err: err, Reason: m.Status().Reason})
 	}()
 
-	if err := m.failResult(); err != nil {
+	if _, err := m.gate.result(); err != nil {
 		return err
 	}
 	m.setState(Notice{Kind: NoticeStarted, State: StateStarting})
@@ -490,7 +542,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 
 	// loopCtx also ends when a failover (through Fail) ends, so an
 	// in-flight check stops at once: finish cancels it (no goroutine
-	// waits for failDone).
+	// waits for the gate).
 	loopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m.mu.Lock()
@@ -501,7 +553,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		m.loopCancel = nil
 		m.mu.Unlock()
 	}()
-	if m.failResult() != nil {
+	if _, err := m.gate.result(); err != nil {
 		cancel() // a failover ended before loopCancel was set
 	}
 	if w, ok := m.lock.(LockWatcher); ok {
@@ -528,28 +580,54 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 	timer.Stop()
 	defer timer.Stop()
 
+	// beforeRound lets a running failover finish before a round starts:
+	// false when Run must return (that failover ended for good, or ctx
+	// did). A wait restarts the schedule from now.
 	next := time.Now()
+	beforeRound := func() bool {
+		if !m.gate.running() {
+			return true
+		}
+		if !m.gate.wait(loopCtx) {
+			return false
+		}
+		if _, err := m.gate.result(); err != nil {
+			return false
+		}
+		if now := time.Now(); now.After(next) {
+			next = now
+		}
+		m.setDeadline(next.Add(m.RoundBound()))
+		return true
+	}
+
 	var n uint64
 	if m.startup != StartupCheckOff {
 		for {
-			n++
 			m.setDeadline(next.Add(m.RoundBound()))
+			if !beforeRound() {
+				return m.stopped()
+			}
+			n++
 			r := m.startupRound(loopCtx, &checkCtx, n, next)
 			if r.Verdict == VerdictStopped {
 				return m.stopped()
 			}
 			if r.Verdict == VerdictStartupPassed {
-				m.setState(Notice{Kind: NoticeRound, State: StateStarting, Round: r})
+				m.loopState(Notice{Kind: NoticeRound, State: StateStarting, Round: r})
 				break
 			}
 			if m.startup == StartupCheckFail {
 				m.logger.Error("start-up check failed; not arming", "event", "startup-check-failed", "reason", r.failures())
+				if err := m.stopRun(); err != nil {
+					return err // a manual failover ran meanwhile
+				}
 				m.setState(Notice{Kind: NoticeRound, State: StateStopped, Round: r})
 				return &RoundError{Err: ErrStartupCheck, Round: r}
 			}
 			reason := "start-up check failed: " + r.failures()
 			m.logger.Warn("unarmed: start-up check failed; retrying every interval", "event", "unarmed", "reason", r.failures(), "interval", m.interval)
-			m.setState(Notice{Kind: NoticeUnarmed, State: StateUnarmed, Reason: reason, Round: r})
+			m.loopState(Notice{Kind: NoticeUnarmed, State: StateUnarmed, Reason: reason, Round: r})
 			next = m.nextStart(next)
 			m.setDeadline(next.Add(m.RoundBound()))
 			if !m.sleepUntil(loopCtx, timer, next) {
@@ -559,11 +637,11 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		next = m.nextStart(next)
 	}
 	m.logger.Info("armed", "event", "armed", "target", m.target, "interval", m.interval, "max_attempts", m.maxAttempts)
-	m.setState(Notice{Kind: NoticeArmed, State: StateArmed})
+	m.loopState(Notice{Kind: NoticeArmed, State: StateArmed})
 
 	for {
 		m.setDeadline(next.Add(m.RoundBound()))
-		if !m.sleepUntil(loopCtx, timer, next) {
+		if !m.sleepUntil(loopCtx, timer, next) || !beforeRound() {
 			return m.stopped()
 		}
 		n++
@@ -580,6 +658,9 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		case VerdictSelfCheckFailed:
 			if !m.continueIfSelfFailed {
 				m.logger.Error("self check failed: this monitor is cut off; stopping without failover", "event", "self-check-failed", "round", r.Number, "reason", r.failures())
+				if err := m.stopRun(); err != nil {
+					return err // a manual failover ran meanwhile
+				}
 				m.setState(Notice{Kind: NoticeRound, State: StateStopped, Round: r})
 				return &RoundError{Err: ErrSelfCheck, Round: r}
 			}
@@ -590,10 +671,10 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		case VerdictSelfFailedAfter:
 			m.logger.Warn("target failed, but the self check failed after it: no failover; monitoring goes on", "event", "self-check-failed-after", "round", r.Number, "reason", r.failures())
 		case VerdictFailover:
-			m.setState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
+			m.loopState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
 			m.logger.Error("target is dead: failing over", "event", "target-dead", "round", r.Number, "reason", r.failures())
 			_, ferr, _ := m.failover(loopCtx, m.autoEvent(r))
-			if done := m.failResult(); done != nil {
+			if _, done := m.gate.result(); done != nil {
 				// This failover, or a manual one that won the race.
 				return done
 			}
@@ -603,31 +684,48 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			// The lock could not be taken: no handler ran. Fail closed
 			// and keep monitoring.
 			m.logger.Error("no failover: the lock could not be taken", "event", "lock-unavailable", "error", ferr)
-			m.setState(Notice{Kind: NoticeArmed, State: StateArmed, Reason: ferr.Error()})
+			m.loopState(Notice{Kind: NoticeArmed, State: StateArmed, Reason: ferr.Error()})
 			next = m.nextStart(next)
 			continue
 		}
-		m.setState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
+		m.loopState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
 		next = m.nextStart(next)
 	}
 }
 
+// stopRun is called before Run stops on its own (a failed start-up or
+// self check): a failover in progress finishes first, and its result is
+// Run's instead.
+func (m *Monitor) stopRun() error {
+	m.gate.wait(context.Background())
+	_, err := m.gate.result()
+	return err
+}
+
 // checkLock refuses to start on a held or unusable lock, and warns about
-// a lock that would not survive a reboot.
+// a lock that would not survive a reboot. A record of this Monitor's own
+// (a Fail whose reply was lost) is a failover to finish, not a stranger's.
 func (m *Monitor) checkLock(ctx context.Context) error {
-	// A Fail may be taking the lock right now: wait for it (as stopped
-	// does), so that Run reports that failover, not its record as a
-	// stranger's.
-	m.failSem <- struct{}{}
-	defer func() { <-m.failSem }()
-	if err := m.failResult(); err != nil {
+	// A Fail may be taking the lock right now: let it finish, so that
+	// Run reports that failover.
+	if !m.gate.wait(ctx) {
+		return nil
+	}
+	if _, err := m.gate.result(); err != nil {
 		return err
 	}
+	// A lock that hangs (NFS) must stop the watchdog's pings too.
+	m.setDeadline(time.Now().Add(m.lockTimeout + time.Second))
 	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	defer cancel()
 	rec, err := m.lock.Load(lctx)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err)
+	}
+	if rec != nil && m.gate.ours(rec) {
+		m.logger.Warn("the failover record is this monitor's own, from an attempt whose answer was lost: finishing that failover", "event", "own-record", "lock", m.lockName())
+		_, err, _ := m.failover(ctx, nil)
+		return err
 	}
 	if rec != nil {
 		lerr := &LockedError{Lock: m.lockName(), Record: rec}
@@ -640,12 +738,20 @@ func (m *Monitor) checkLock(ctx context.Context) error {
 			return fmt.Errorf("%w: %s is not writable: %w", ErrLockUnavailable, m.lockName(), err)
 		}
 	}
-	if p, ok := m.lock.(interface{ Persistent() error }); ok {
+	if p, ok := m.lock.(PersistentLock); ok {
 		if err := p.Persistent(); err != nil {
 			m.logger.Warn("LOCK IS NOT PERSISTENT: "+err.Error(), "lock", m.lockName())
 		}
 	}
 	return nil
+}
+
+// PersistentLock is implemented by locks that can tell whether they
+// survive a reboot (FileLock). The Monitor warns at start-up when
+// Persistent returns an error: a lock lost at boot silently re-arms the
+// monitor.
+type PersistentLock interface {
+	Persistent() error
 }
 
 // nextStart is when the round after one scheduled at prev starts: one
@@ -681,49 +787,52 @@ func (m *Monitor) sleep(ctx context.Context, timer *time.Timer, d time.Duration)
 // stopped is Run's result once its loop context ended: the failover's
 // result if one ran (waiting for one in flight), else nil.
 func (m *Monitor) stopped() error {
-	m.failSem <- struct{}{}
-	err := m.failErr
-	<-m.failSem
-	return err
+	return m.stopRun()
 }
 
-// watchLock stops the monitor when another writer creates the record
-// (LockWatcher): as if this monitor's own Acquire had found it.
+// watchLock acts on the record a LockWatcher announces. This Monitor's
+// own record (its ID) is either its running failover or an attempt whose
+// answer was lost but which committed: the failover is finished here,
+// handlers and all. Another writer's record stops the monitor, as if its
+// own Acquire had found it.
 func (m *Monitor) watchLock(ctx context.Context, w LockWatcher) {
 	var rec *Record
 	select {
 	case <-ctx.Done():
 		return
 	case r, ok := <-w.Watch(ctx):
-		if !ok {
+		if !ok || r == nil {
 			return
 		}
 		rec = r
 	}
-	// A failover of this Monitor holds failSem until it has ended, and
-	// the record it creates is announced here too: wait, then look.
-	select {
-	case m.failSem <- struct{}{}:
-	case <-ctx.Done():
+	if m.gate.ours(rec) {
+		m.resume(ctx)
 		return
 	}
-	defer func() { <-m.failSem }()
-	if m.failResult() != nil {
-		return // this Monitor's own failover, or one it already saw
+	// A failover of this Monitor holds the gate until it has ended; its
+	// result decides.
+	if held, _, _ := m.gate.begin(ctx, m.lockTimeout); !held {
+		return
 	}
 	le := &LockedError{Lock: m.lockName(), Record: rec}
 	m.logger.Error("another monitor took the failover lock: stopping without running the handlers", "event", "locked", "error", le)
-	m.finish(rec, le)
 	m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: rec, Reason: le.Error()})
+	m.finish(rec, le)
 }
 
-// failResult returns the result of a failover that already ended, or nil.
-func (m *Monitor) failResult() error {
-	select {
-	case <-m.failDone:
-		return m.failErr
-	default:
-		return nil
+// resume finishes this Monitor's failover whose record exists: it
+// retries the attempt (the lock recognises the record by its ID) every
+// interval until it has ended for good or ctx ends.
+func (m *Monitor) resume(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		m.failover(ctx, nil)
+		if _, err := m.gate.result(); err != nil || !m.sleep(ctx, timer, m.interval) {
+			return
+		}
+		m.logger.Warn("retrying the failover whose record this monitor created", "event", "own-record", "lock", m.lockName())
 	}
 }
 
@@ -931,7 +1040,15 @@ func RequestedBy(who string) FailOption { return func(r *failRequest) { r.reques
 // with each other: whatever the concurrency, the handlers run at most once
 // per lock. ctx bounds only the wait for another failover in progress;
 // once this one begins it runs to completion on a context ctx's
-// cancellation does not reach.
+// cancellation does not reach. While it runs no round starts or
+// publishes a state (Status().State is failing-over), and Run's
+// deadline covers it.
+//
+// Every attempt of a Monitor writes the same Record.ID: when an attempt
+// failed with the lock's answer lost (ErrLockUnavailable) but its record
+// was created, the next attempt (another Fail, a failing round, Run's
+// start-up check, or the LockWatcher announcing the record) recognises it
+// as this Monitor's own and runs the handlers.
 //
 // Fail returns:
 //   - (rec, nil) when it ran the failover and every handler succeeded;
@@ -970,40 +1087,53 @@ func (m *Monitor) Fail(ctx context.Context, opts ...FailOption) (*Record, error)
 }
 
 // failover takes the lock, runs the handlers and records their outcome,
-// at most once per Monitor. ran reports whether this call ran the
-// handlers. Once it has ended for good (handlers ran, or the lock was
+// at most once per Monitor. ev is nil to retry the last attempt (its
+// record exists: resume, checkLock). ran reports whether this call ran
+// the handlers. Once it has ended for good (handlers ran, or the lock was
 // found held), every later call returns the same result.
 func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err error, ran bool) {
-	select {
-	case m.failSem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err(), false
+	held, rec, err := m.gate.begin(ctx, m.FailoverBound())
+	if !held {
+		return rec, err, false
 	}
-	defer func() { <-m.failSem }()
-	if err := m.failResult(); err != nil {
-		return m.failRec, err, false
+	ev = m.gate.attempt(ev)
+	if ev == nil {
+		m.gate.end()
+		return nil, fmt.Errorf("%w: no failover attempt to resume", ErrLockUnavailable), false
 	}
 
 	// From here the failover runs to completion whatever the caller does.
 	ctx = context.WithoutCancel(ctx)
 	prev := m.Status()
-	m.setDeadline(time.Now().Add(m.FailoverBound()))
-	rec = &Record{State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev}
-	m.setState(Notice{Kind: NoticeFailoverStarted, State: StateFailingOver, Reason: string(ev.Reason)})
+	rec = &Record{ID: m.gate.id, State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev}
+	m.startAttempt(Notice{Kind: NoticeFailoverStarted, State: StateFailingOver, Reason: string(ev.Reason)})
 
 	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	err = m.lock.Acquire(lctx, rec)
 	cancel()
-	if err != nil {
-		var le *LockedError
-		if errors.As(err, &le) {
-			m.logger.Error("another writer holds the failover lock: not running the handlers", "event", "locked", "error", le)
-			m.finish(le.Record, le)
-			m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: le.Record, Reason: le.Error()})
-			return le.Record, le, false
-		}
+	var le *LockedError
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrLockNotDurable):
+		// Published, so taken: no other writer can take it now. Not
+		// failing over would leave the monitor armed with a record on
+		// disk that blocks every later attempt.
+		m.logger.Error("FAILOVER LOCK TAKEN BUT NOT DURABLE: running the handlers anyway; a crash now may lose the record and re-arm the monitor", "event", "lock-not-durable", "lock", m.lockName(), "error", err)
+		rec.Warnings = append(rec.Warnings, err.Error())
+	case errors.As(err, &le) && le.Record != nil && m.gate.ours(le.Record):
+		// Our own earlier attempt committed, and this lock does not
+		// recognise it: the record is ours all the same (only this
+		// Monitor draws its ID), so the handlers run.
+		m.logger.Warn("the failover record is this monitor's own, from an attempt whose answer was lost; the lock did not recognise it, so updates of it may fail", "event", "own-record", "lock", m.lockName())
+		rec.Warnings = append(rec.Warnings, "the lock did not recognise this monitor's own record: "+err.Error())
+	case le != nil:
+		m.logger.Error("another writer holds the failover lock: not running the handlers", "event", "locked", "error", le)
+		m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: le.Record, Reason: le.Error()})
+		m.finish(le.Record, le)
+		return le.Record, le, false
+	default:
 		err = fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err)
-		m.setState(Notice{Kind: NoticeLockUnavailable, State: prev.State, Reason: prev.Reason, Err: err})
+		m.endAttempt(prev, err)
 		return nil, err, false
 	}
 	m.logger.Warn("failover lock taken; running handlers", "event", "failover-started", "lock", m.lockName(), "reason", ev.Reason)
@@ -1045,15 +1175,40 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 		m.logger.Warn("failover done; every handler succeeded", "event", "failover-finished", "lock", m.lockName())
 	}
 	snap := m.publishRecord(rec)
-	m.finish(snap, ferr)
 	m.setState(Notice{Kind: NoticeFailoverFinished, State: StateFailedOver, Record: snap, Err: ferr.Err})
+	m.finish(snap, ferr)
 	return snap, ferr, true
 }
 
-// finish records a failover's final result; failSem must be held.
+// startAttempt publishes the failing-over state; the gate is held.
+// Whatever the loop publishes from now is held back (loopState).
+func (m *Monitor) startAttempt(n Notice) {
+	m.mu.Lock()
+	m.held = nil
+	m.mu.Unlock()
+	m.setState(n)
+}
+
+// endAttempt ends an attempt that could not take the lock, and releases
+// the gate: the state goes back to what it was, or to what the loop
+// published meanwhile, and observers hear why no handler ran.
+func (m *Monitor) endAttempt(prev Status, err error) {
+	n := Notice{Kind: NoticeLockUnavailable, State: prev.State, Reason: prev.Reason, Err: err}
+	m.mu.Lock()
+	if h := m.held; h != nil {
+		n.State, n.Reason, n.Round = h.State, h.Reason, h.Round
+		m.held = nil
+	}
+	m.mu.Unlock()
+	m.setState(n)
+	m.gate.end()
+}
+
+// finish ends the failover for good with its result, releases the gate
+// and stops the loop; the gate is held. The final state is published
+// before, so that whoever waits on the gate sees it.
 func (m *Monitor) finish(rec *Record, err error) {
-	m.failRec, m.failErr = rec, err
-	close(m.failDone)
+	m.gate.finish(rec, err)
 	m.mu.Lock()
 	if m.loopCancel != nil {
 		m.loopCancel()
@@ -1109,3 +1264,125 @@ func callHandler(ctx context.Context, h Handler, ev *Event) (err error) {
 	}()
 	return h.Handle(ctx, ev)
 }
+
+// failoverGate owns the failover. The promise "at most one failover,
+// never two at once, and every later attempt gets the first one's
+// result" is kept by its methods alone:
+//
+//   - begin takes the gate for an attempt, waiting (bounded by ctx) for
+//     one in progress; once a failover has ended for good it returns
+//     that result instead. From begin to end or finish, running is true
+//     and bound is the attempt's deadline.
+//   - end releases the gate after an attempt that did not end for good
+//     (the lock could not be taken); finish releases it for good, with
+//     the result.
+//   - wait waits for an attempt in progress without taking the gate;
+//     result returns the final result without waiting.
+//
+// Every attempt of one Monitor writes the same record ID, drawn once:
+// a retry after a lost answer is the same failover, and a record with
+// that ID is this Monitor's own (ours).
+type failoverGate struct {
+	sem  chan struct{} // one token, held by the running attempt
+	done chan struct{} // closed once the failover ended for good
+	rec  *Record       // the final result, written before done closes
+	err  error
+
+	// id is Record.ID for every attempt of this Monitor.
+	id string
+	// last is the last attempt's event; guarded by sem.
+	last *Event
+	// until is the running attempt's deadline (unix ns), 0 when none.
+	until atomic.Int64
+}
+
+func newFailoverGate() *failoverGate {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return &failoverGate{
+		sem:  make(chan struct{}, 1),
+		done: make(chan struct{}),
+		id:   hex.EncodeToString(b[:]),
+	}
+}
+
+// begin takes the gate for an attempt that may run for bound. held
+// reports whether the caller now holds it and must call end or finish;
+// if not, err is the final result (with rec), or ctx's error.
+func (g *failoverGate) begin(ctx context.Context, bound time.Duration) (held bool, rec *Record, err error) {
+	select {
+	case g.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false, nil, ctx.Err()
+	}
+	if rec, err := g.result(); err != nil {
+		<-g.sem
+		return false, rec, err
+	}
+	g.until.Store(time.Now().Add(bound).UnixNano())
+	return true, nil, nil
+}
+
+// attempt returns the event of the attempt now beginning: ev, or the
+// last attempt's when ev is nil (a retry). The gate is held.
+func (g *failoverGate) attempt(ev *Event) *Event {
+	if ev != nil {
+		g.last = ev
+	}
+	return g.last
+}
+
+// end releases the gate after an attempt that did not end for good.
+func (g *failoverGate) end() {
+	g.until.Store(0)
+	<-g.sem
+}
+
+// finish records the final result and releases the gate for good.
+func (g *failoverGate) finish(rec *Record, err error) {
+	g.rec, g.err = rec, err
+	close(g.done)
+	g.until.Store(0)
+	<-g.sem
+}
+
+// wait waits until no attempt runs; false when ctx ended first.
+func (g *failoverGate) wait(ctx context.Context) bool {
+	select {
+	case g.sem <- struct{}{}:
+		<-g.sem
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// result returns the final result once the failover ended for good:
+// err is nil before.
+func (g *failoverGate) result() (*Record, error) {
+	select {
+	case <-g.done:
+		return g.rec, g.err
+	default:
+		return nil, nil
+	}
+}
+
+// running reports whether an attempt holds the gate.
+func (g *failoverGate) running() bool { return g.until.Load() != 0 }
+
+// ended reports whether the failover ended for good.
+func (g *failoverGate) ended() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// bound returns the running attempt's deadline (unix ns), 0 when none.
+func (g *failoverGate) bound() int64 { return g.until.Load() }
+
+// ours reports whether rec was written by this Monitor.
+func (g *failoverGate) ours(rec *Record) bool { return rec != nil && rec.ID == g.id }
