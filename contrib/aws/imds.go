@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/fstaid/fstaid"
@@ -52,7 +54,9 @@ func (c *IMDSConfig) Validate() error {
 // of a VPC address, proves more.
 //
 // A failure is a *fstaid.CheckError with exit status 1. The check
-// honours its context; it is safe for concurrent use.
+// honours its context; it is safe for concurrent use. It never uses a
+// proxy from the environment (HTTP_PROXY): IMDS is link-local, and a
+// proxy would answer for the monitor's identity.
 type IMDSCheck struct {
 	cfg    IMDSConfig
 	client *imds.Client
@@ -79,6 +83,12 @@ func NewIMDSCheck(cfg IMDSConfig, optFns ...func(*imds.Options)) (*IMDSCheck, er
 			o.RateLimiter = ratelimit.None
 		}),
 		DisableDefaultMaxBackoff: true, // keep our 50ms, not the client's 1s
+		// No proxy from the environment: the SDK's default transport
+		// reads HTTP_PROXY, and a proxy would then answer for the
+		// monitor's own identity (and a dead proxy would fail a healthy
+		// monitor). The IMDS client still adds its short dial and
+		// response-header timeouts to this BuildableClient.
+		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.Proxy = nil }),
 	}
 	for _, f := range optFns {
 		f(&opts)

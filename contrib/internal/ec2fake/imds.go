@@ -3,6 +3,7 @@ package ec2fake
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -31,6 +32,18 @@ type IMDS struct {
 func NewIMDS(instanceID string) *IMDS {
 	m := &IMDS{instanceID: instanceID, tokens: map[string]time.Time{}}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serveHTTP))
+	m.URL = m.srv.URL
+	return m
+}
+
+// NewIMDSOn starts an IMDS answering instanceID on l (for instance
+// 169.254.169.254:80 in a test's own network namespace); Close closes l.
+func NewIMDSOn(l net.Listener, instanceID string) *IMDS {
+	m := &IMDS{instanceID: instanceID, tokens: map[string]time.Time{}}
+	m.srv = httptest.NewUnstartedServer(http.HandlerFunc(m.serveHTTP))
+	m.srv.Listener.Close()
+	m.srv.Listener = l
+	m.srv.Start()
 	m.URL = m.srv.URL
 	return m
 }
