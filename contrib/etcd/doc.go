@@ -31,10 +31,23 @@
 // Load, Probe and Acquire return errors wrapping fstaid.ErrLockUnavailable,
 // the Monitor refuses to start or, armed, runs no handler and keeps
 // monitoring. Each call gives up after the Store's timeout (WithTimeout,
-// fstaidd's dial_timeout), so every round retries. Failing open is a choice the operator makes explicitly:
-// FallbackLock (fstaidd's on_unavailable = "local-lock") takes a local
-// file lock when etcd cannot be reached at failover time, at the price of
-// one failover per monitor at worst.
+// fstaidd's dial_timeout), so every round retries. Such an error also
+// says which of two things happened: ErrUnreachable (no answer:
+// transport errors, no leader, timeouts) or ErrRefused (etcd answered
+// "no": permission denied, a refused credential, the NOSPACE alarm).
+//
+// A creation whose answer was lost may have committed. The Monitor draws
+// one random ID per failover attempt (fstaid.Record.ID) and keeps it for
+// every retry; Acquire treats a record carrying that ID as its own,
+// binds a new holder key to it and succeeds, and the LockWatcher delivers
+// the record with its ID so that the Monitor recognises it too.
+//
+// Failing open is a choice the operator makes explicitly: FallbackLock
+// (fstaidd's on_unavailable = "local-lock") takes a local file lock when
+// etcd cannot be reached at failover time — only when unreachable, and
+// only after a linearizable read of the record got no answer either; any
+// answer from etcd decides — at the price of one failover per monitor at
+// worst.
 //
 // # k-of-n verdicts
 //

@@ -25,8 +25,13 @@ import (
 //     unreachable, and fstaidd exits 70 for systemd to retry): a monitor
 //     that cannot read the shared record cannot know whether another
 //     monitor has already failed over;
-//   - a reachable etcd decides: only ErrLockUnavailable falls back, never
-//     a record held by another monitor.
+//   - a reachable etcd decides: only an unreachable etcd (ErrUnreachable:
+//     transport errors, no leader, timeouts) falls back, and only after a
+//     linearizable read of the record failed the same way too. Any answer
+//     from etcd — a refusal (permission denied, a refused credential,
+//     the NOSPACE alarm: ErrRefused) or a record, even one read after
+//     the creation failed — decides: a record means locked, a refusal
+//     means no failover this time.
 //
 // k-of-n verdicts live in etcd, so they cannot fall back; the daemon
 // refuses on_unavailable = "local-lock" with a quorum.
@@ -86,8 +91,18 @@ func (f *FallbackLock) Probe(ctx context.Context) error {
 
 // Acquire takes the shared lock. If etcd cannot be reached within the
 // Store's timeout (so that the rest of ctx is left for the local lock),
-// it takes the local lock instead and says so loudly. A record found in
-// either lock is returned as a *fstaid.LockedError.
+// it reads the record (a linearizable read, within the Store's timeout
+// too); only if that also gets no answer does it take the local lock
+// instead, and say so loudly. Results:
+//   - nil: the shared or (Fallen) the local lock is held;
+//   - a *fstaid.LockedError: a record exists in etcd (found by the
+//     creation or by the read) or in the local lock;
+//   - an error wrapping fstaid.ErrLockUnavailable and ErrRefused: etcd
+//     answered, but refused; nothing falls back;
+//   - an error wrapping fstaid.ErrLockUnavailable and ErrUnreachable:
+//     the creation got no answer but the read did and found no record
+//     (etcd came back: the next attempt decides there), or the local
+//     lock failed too.
 func (f *FallbackLock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -102,10 +117,32 @@ func (f *FallbackLock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 		return nil
 	}
 	if !errors.Is(err, fstaid.ErrLockUnavailable) {
-		return err
+		return err // a record in etcd: locked
+	}
+	// No record came back: the creation was refused or got no answer.
+	// Read the record (linearizable): a record there means locked, even
+	// for a user that may not write; any answer means etcd is there and
+	// decides (the creation may even have committed).
+	sctx, cancel = context.WithTimeout(ctx, f.s.timeout)
+	cur, rerr := f.shared.Load(sctx)
+	cancel()
+	switch {
+	case rerr == nil && cur != nil:
+		if rec.ID != "" && cur.ID == rec.ID {
+			// Our own creation committed after all: the next attempt
+			// (same ID) takes it in etcd.
+			return fmt.Errorf("%w (the record read afterwards is this attempt's own: retry)", err)
+		}
+		return &fstaid.LockedError{Lock: f.shared.String(), Record: cur}
+	case !errors.Is(err, ErrUnreachable):
+		return err // etcd refused: it answered, so it decides
+	case rerr == nil:
+		return fmt.Errorf("%w (etcd answered a read afterwards: not falling back)", err)
+	case !errors.Is(rerr, ErrUnreachable):
+		return rerr
 	}
 	f.s.logger.Error("etcd unavailable at failover time: taking the local lock instead (on_unavailable = local-lock); another monitor may fail over too",
-		"event", "lock-fallback", "local", fmt.Sprint(f.local), "error", err)
+		"event", "lock-fallback", "local", fmt.Sprint(f.local), "error", err, "read_error", rerr)
 	if lerr := f.local.Acquire(ctx, rec); lerr != nil {
 		if errors.Is(lerr, fstaid.ErrLocked) {
 			return lerr

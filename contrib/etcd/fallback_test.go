@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fstaid/fstaid"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // on_unavailable = "local-lock": an armed monitor whose etcd goes away
@@ -141,5 +142,111 @@ func TestFallbackLockEtcdDecidesWhenReachable(t *testing.T) {
 	}
 	if err := fc.Update(ctx, testRecord("c")); err != nil {
 		t.Errorf("Update through etcd: %v", err)
+	}
+}
+
+// enableAuth creates users "ro" (read only) and "rw" (read-write) on
+// every key under each prefix (passwords: name+"pw") and turns auth on.
+func enableAuth(t *testing.T, srv *member, prefixes ...string) {
+	t.Helper()
+	admin := newClient(t, endpoints(srv)...)
+	ctx := ctxTimeout(t, 20*time.Second)
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(admin.UserAdd(ctx, "root", "rootpw"))
+	must(admin.UserGrantRole(ctx, "root", "root"))
+	for _, u := range []struct {
+		name string
+		perm clientv3.PermissionType
+	}{{"ro", clientv3.PermissionType(clientv3.PermRead)}, {"rw", clientv3.PermissionType(clientv3.PermReadWrite)}} {
+		must(admin.UserAdd(ctx, u.name, u.name+"pw"))
+		must(admin.RoleAdd(ctx, u.name))
+		for _, p := range prefixes {
+			must(admin.RoleGrantPermission(ctx, u.name, p+"/", clientv3.GetPrefixRangeEnd(p+"/"), u.perm))
+		}
+		must(admin.UserGrantRole(ctx, u.name, u.name))
+	}
+	must(admin.AuthEnable(ctx))
+}
+
+// openAs opens a Store as user (see enableAuth), closed when the test ends.
+func openAs(t *testing.T, srv *member, prefix, id, user string) *Store {
+	t.Helper()
+	s, err := Open(&Config{Endpoints: endpoints(srv), Prefix: prefix, Username: user, Password: user + "pw", DialTimeout: 10, MonitorID: id}, nil, WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// An etcd that answers "no" is not an unreachable etcd: monitor B, whose
+// user may only read, must see monitor A's record as locked, not write
+// its local lock and fail over; and a refusal with no record there must
+// not fall back either.
+func TestFallbackLockNotOnRefusal(t *testing.T) {
+	srv := startEtcd(t)
+	enableAuth(t, srv, "/refused-held", "/refused-free")
+	ctx := ctxTimeout(t, 30*time.Second)
+
+	a := openAs(t, srv, "/refused-held", "a", "rw")
+	if err := a.Lock().Acquire(ctx, testRecord("a")); err != nil {
+		t.Fatal(err)
+	}
+	bLocal := fstaid.NewFileLock(filepath.Join(t.TempDir(), "fstaid.8080.lock"))
+	fb := openAs(t, srv, "/refused-held", "b", "ro").LockWithFallback(bLocal)
+	var le *fstaid.LockedError
+	if err := fb.Acquire(ctx, testRecord("b")); !errors.As(err, &le) || le.Record == nil || le.Record.Host != "a" {
+		t.Errorf("read-only Acquire with a's record in etcd = %v, want a LockedError carrying a's record", err)
+	}
+	if fb.Fallen() {
+		t.Error("fell back to the local lock although etcd holds a's record")
+	}
+	if rec, _ := bLocal.Load(ctx); rec != nil {
+		t.Errorf("the local lock was written: %+v", rec)
+	}
+
+	cLocal := fstaid.NewFileLock(filepath.Join(t.TempDir(), "fstaid.8080.lock"))
+	fc := openAs(t, srv, "/refused-free", "c", "ro").LockWithFallback(cLocal)
+	err := fc.Acquire(ctx, testRecord("c"))
+	if !errors.Is(err, fstaid.ErrLockUnavailable) || !errors.Is(err, ErrRefused) || errors.Is(err, ErrUnreachable) {
+		t.Errorf("read-only Acquire with no record = %v, want ErrLockUnavailable, refused", err)
+	}
+	if fc.Fallen() {
+		t.Error("fell back to the local lock on a refusal")
+	}
+	if rec, _ := cLocal.Load(ctx); rec != nil {
+		t.Errorf("the local lock was written on a refusal: %+v", rec)
+	}
+}
+
+// A creation that got no answer falls back only if a linearizable read
+// of the record gets none either: here etcd answers the read (no record),
+// so the monitor does not fail over on its own, and the next attempt
+// decides in etcd.
+func TestFallbackLockNeedsReadToFailToo(t *testing.T) {
+	srv := startEtcd(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+	f := &fault{method: "/etcdserverpb.KV/Txn"}
+	local := fstaid.NewFileLock(filepath.Join(t.TempDir(), "fstaid.8080.lock"))
+	fb := newFaultyStore(t, "/fallback-read", "a", endpoints(srv), f).LockWithFallback(local)
+	f.mode.Store(faultUnsent)
+	err := fb.Acquire(ctx, testRecord("a"))
+	if !errors.Is(err, ErrUnreachable) || f.calls.Load() == 0 {
+		t.Errorf("Acquire with the creation unanswered = %v, want ErrUnreachable", err)
+	}
+	if fb.Fallen() {
+		t.Error("fell back to the local lock although etcd answered the read")
+	}
+	if rec, _ := local.Load(ctx); rec != nil {
+		t.Errorf("the local lock was written: %+v", rec)
+	}
+	f.mode.Store(faultNone)
+	if err := fb.Acquire(ctx, testRecord("a")); err != nil || fb.Fallen() {
+		t.Errorf("next Acquire = %v (fallen %v), want the etcd lock", err, fb.Fallen())
 	}
 }

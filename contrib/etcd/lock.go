@@ -34,8 +34,9 @@ import (
 //
 // Lock fails closed: when etcd cannot be reached, Acquire returns an error
 // wrapping fstaid.ErrLockUnavailable and the Monitor runs no handler.
-// Failing open (failing over without the lock) is deliberately not
-// offered: with several monitors it means several failovers.
+// Failing open (failing over without the lock) is not what Lock does:
+// with several monitors it means several failovers; FallbackLock offers
+// it as an explicit choice, and only while etcd is unreachable.
 //
 // A Lock belongs to one Monitor: its methods are safe for concurrent use,
 // but only one Acquire per Lock can succeed.
