@@ -36,7 +36,10 @@ func WatchdogInterval() (time.Duration, bool) {
 //
 // The daemon passes
 //
-//	func(now time.Time) bool { return now.Before(monitor.Status().Deadline) }
+//	func(now time.Time) bool {
+//		dl := monitor.Status().Deadline
+//		return dl.IsZero() || now.Before(dl) // zero: Run is not running
+//	}
 //
 // Ping errors are ignored: there is no one to tell but systemd, and a ping
 // that does not arrive is already what makes systemd act.
