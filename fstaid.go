@@ -1106,7 +1106,8 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 	ctx = context.WithoutCancel(ctx)
 	prev := m.Status()
 	rec = &Record{ID: m.gate.id, State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev}
-	m.startAttempt(Notice{Kind: NoticeFailoverStarted, State: StateFailingOver, Reason: string(ev.Reason)})
+	// From begin on, whatever the loop publishes is held back (loopState).
+	m.setState(Notice{Kind: NoticeFailoverStarted, State: StateFailingOver, Reason: string(ev.Reason)})
 
 	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	err = m.lock.Acquire(lctx, rec)
@@ -1178,15 +1179,6 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 	m.setState(Notice{Kind: NoticeFailoverFinished, State: StateFailedOver, Record: snap, Err: ferr.Err})
 	m.finish(snap, ferr)
 	return snap, ferr, true
-}
-
-// startAttempt publishes the failing-over state; the gate is held.
-// Whatever the loop publishes from now is held back (loopState).
-func (m *Monitor) startAttempt(n Notice) {
-	m.mu.Lock()
-	m.held = nil
-	m.mu.Unlock()
-	m.setState(n)
 }
 
 // endAttempt ends an attempt that could not take the lock, and releases
