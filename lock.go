@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -166,11 +167,26 @@ func (e *LockedError) Error() string {
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
 // FileLock is a Lock kept in one file. Acquire writes the record to a
-// temporary file in the same directory, fsyncs it, publishes it with
-// link(2) (which fails if the lock file exists, even the original's empty
-// one; a plain rename would silently replace another writer's lock),
-// removes the temporary name and fsyncs the directory. Update, by the
-// owner only, renames a new fsynced file over its own record.
+// temporary file in the same directory, fsyncs it, publishes it at the
+// lock's path with a primitive that fails if anything is there (even the
+// original's empty file; a plain rename would silently replace another
+// writer's lock), removes the temporary name and fsyncs the directory.
+// Update, by the owner only, renames a new fsynced file over its own
+// record.
+//
+// The publish primitive is link(2). Where the directory refuses hard
+// links (vfat, exFAT, some FUSE and SMB mounts answer EPERM, ENOTSUP or
+// EXDEV) it is renameat2(2) with RENAME_NOREPLACE (Linux only). The lock
+// remembers the first primitive that worked and uses only that one
+// afterwards. Probe runs the same path against a probe name beside the
+// lock (never the lock's path) and fails, wrapping ErrNoExclusivePublish,
+// when the directory supports neither primitive: a directory that passes
+// Probe is one where Acquire can take the lock.
+//
+// Once the record is published the lock is taken. If the directory fsync
+// that follows fails, Acquire returns an error wrapping ErrLockNotDurable
+// and the lock is still owned (Update works); Update wraps it too when
+// its own directory fsync fails after the rename.
 //
 // The directory must survive a reboot: a lock lost with /tmp or a tmpfs
 // silently re-arms the monitor (see Persistent).
@@ -179,7 +195,47 @@ type FileLock struct {
 
 	mu    sync.Mutex
 	owned bool
+	// publish is the primitive found to work, publishUnknown until one
+	// did.
+	publish publishPrimitive
 }
+
+// ErrNoExclusivePublish is wrapped by Probe and Acquire errors when the
+// lock's directory supports neither link(2) nor renameat2(2) with
+// RENAME_NOREPLACE: nothing there can publish a record only if none
+// exists, so the lock cannot be taken safely. The Monitor's start-up
+// probe error wraps it (and ErrLockUnavailable): the monitor refuses to
+// start instead of finding out at the first failover.
+var ErrNoExclusivePublish = errors.New("fstaid: lock directory cannot publish a file exclusively (neither link(2) nor renameat2 RENAME_NOREPLACE works)")
+
+// publishPrimitive is how a FileLock publishes a record only if nothing
+// is at the path.
+type publishPrimitive int
+
+const (
+	publishUnknown publishPrimitive = iota
+	publishLink
+	publishRename
+)
+
+func (p publishPrimitive) String() string {
+	switch p {
+	case publishLink:
+		return "link(2)"
+	case publishRename:
+		return "renameat2(RENAME_NOREPLACE)"
+	}
+	return "unknown"
+}
+
+// Test hooks: the operations a test must be able to make fail where no
+// real file system fails them on demand (see lock_internal_test.go).
+var (
+	// linkFile is link(2).
+	linkFile = os.Link
+	// syncDir fsyncs a directory.
+	syncDir = syncDirFS
+)
 
 var (
 	_ Lock       = (*FileLock)(nil)
@@ -224,6 +280,16 @@ func (l *FileLock) Load(ctx context.Context) (*Record, error) {
 }
 
 // Acquire publishes rec at the lock's path only if nothing is there.
+//
+// Results: nil when the lock is taken and durable; a *LockedError
+// (ErrLocked) when a record exists, nothing changed; an error wrapping
+// ErrLockNotDurable when the record is published (the lock is taken and
+// owned, Update works) but the directory fsync failed; any other error
+// when the lock was not taken (ErrNoExclusivePublish among them).
+//
+// A record with rec.ID (non-empty) already at the path is this attempt's
+// own, published by an earlier call whose result was lost: Acquire then
+// takes ownership and returns nil.
 func (l *FileLock) Acquire(ctx context.Context, rec *Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -235,21 +301,87 @@ func (l *FileLock) Acquire(ctx context.Context, rec *Record) error {
 		return err
 	}
 	defer os.Remove(tmp)
-	if err := os.Link(tmp, l.path); err != nil {
+	if err := l.publishLocked(tmp, l.path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			existing, lerr := l.Load(ctx)
 			if lerr != nil || existing == nil {
 				existing = &Record{Legacy: true}
+			}
+			if rec.ID != "" && existing.ID == rec.ID {
+				l.owned = true
+				return l.syncPublished()
 			}
 			return &LockedError{Lock: l.path, Record: existing}
 		}
 		return fmt.Errorf("fstaid: publishing lock %s: %w", l.path, err)
 	}
 	l.owned = true
+	// The temporary name goes before the fsync, so that the fsync also
+	// makes its removal durable.
+	os.Remove(tmp)
+	return l.syncPublished()
+}
+
+// syncPublished fsyncs the directory of a published record.
+func (l *FileLock) syncPublished() error {
 	if err := syncDir(filepath.Dir(l.path)); err != nil {
-		return fmt.Errorf("fstaid: lock %s published but not durable: %w", l.path, err)
+		return fmt.Errorf("%w: lock %s is taken (published with %s) but a crash may lose it: %w", ErrLockNotDurable, l.path, l.publish, err)
 	}
 	return nil
+}
+
+// publishLocked publishes tmp at dst with the remembered primitive, or,
+// before one is known, with link(2) and then renameat2(RENAME_NOREPLACE)
+// if the directory refuses links, remembering the one that worked. An
+// existing dst fails with an error wrapping fs.ErrExist. Neither
+// primitive working is ErrNoExclusivePublish. l.mu must be held.
+func (l *FileLock) publishLocked(tmp, dst string) error {
+	switch l.publish {
+	case publishLink:
+		return linkFile(tmp, dst)
+	case publishRename:
+		return renameNoReplace(tmp, dst)
+	}
+	lerr := linkFile(tmp, dst)
+	if lerr == nil {
+		l.publish = publishLink
+		return nil
+	}
+	if !linkRefused(lerr) {
+		return lerr
+	}
+	rerr := renameNoReplace(tmp, dst)
+	if rerr == nil {
+		l.publish = publishRename
+		return nil
+	}
+	if !renameRefused(rerr) {
+		return rerr
+	}
+	return fmt.Errorf("%w: directory %s: %w; %w", ErrNoExclusivePublish, filepath.Dir(dst), lerr, rerr)
+}
+
+// linkRefused reports whether link(2) failed because the file system
+// does not do hard links (vfat: EPERM), not because of the paths.
+func linkRefused(err error) bool {
+	for _, e := range []error{syscall.EPERM, syscall.ENOTSUP, syscall.EOPNOTSUPP, syscall.ENOSYS, syscall.EXDEV, errors.ErrUnsupported} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// renameRefused reports whether renameat2(RENAME_NOREPLACE) failed
+// because the kernel or file system does not support it (EINVAL for an
+// unsupported flag, as FUSE file systems without rename2 answer).
+func renameRefused(err error) bool {
+	for _, e := range []error{syscall.EINVAL, syscall.ENOTSUP, syscall.EOPNOTSUPP, syscall.ENOSYS, syscall.EPERM, errors.ErrUnsupported} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Update replaces the owner's record.
@@ -267,21 +399,43 @@ func (l *FileLock) Update(ctx context.Context, rec *Record) error {
 		os.Remove(tmp)
 		return fmt.Errorf("fstaid: updating lock %s: %w", l.path, err)
 	}
-	return syncDir(filepath.Dir(l.path))
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		return fmt.Errorf("%w: lock %s updated but a crash may bring back the previous record: %w", ErrLockNotDurable, l.path, err)
+	}
+	return nil
 }
 
 // Done returns nil: a file lock cannot be lost.
 func (l *FileLock) Done() <-chan struct{} { return nil }
 
-// Probe checks that the directory accepts a durable write, without
-// touching the lock file.
+// Probe checks, without touching the lock file, that Acquire would work:
+// it runs Acquire's path against a probe name beside the lock (write a
+// temporary file, fsync it, publish it exclusively, remove both names,
+// fsync the directory). It finds and remembers the publish primitive, and
+// fails wrapping ErrNoExclusivePublish when the directory has none. Probe
+// leaves no file behind, also when it fails (a full disk, say).
 func (l *FileLock) Probe(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	tmp, err := l.writeTemp(&Record{State: "probe"})
 	if err != nil {
 		return err
 	}
+	defer os.Remove(tmp)
+	// A name no writer uses: CreateTemp's names end in digits.
+	probe := tmp + ".probe"
+	if err := l.publishLocked(tmp, probe); err != nil {
+		return fmt.Errorf("fstaid: probing lock %s: publishing %s: %w", l.path, probe, err)
+	}
+	rerr := os.Remove(probe)
 	os.Remove(tmp)
-	return syncDir(filepath.Dir(l.path))
+	if rerr != nil {
+		return fmt.Errorf("fstaid: probing lock %s: %w", l.path, rerr)
+	}
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		return fmt.Errorf("fstaid: probing lock %s: %w", l.path, err)
+	}
+	return nil
 }
 
 // Persistent returns nil when the lock's directory survives a reboot as
@@ -315,7 +469,7 @@ func (l *FileLock) writeTemp(rec *Record) (string, error) {
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
 	if err != nil {
-		return "", fmt.Errorf("fstaid: lock directory: %w", err)
+		return "", fmt.Errorf("fstaid: lock directory %s: %w", dir, err)
 	}
 	name := f.Name()
 	_, werr := f.Write(data)
@@ -323,12 +477,14 @@ func (l *FileLock) writeTemp(rec *Record) (string, error) {
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		os.Remove(name)
-		return "", fmt.Errorf("fstaid: writing lock record: %w", err)
+		return "", fmt.Errorf("fstaid: writing lock record in %s: %w", dir, err)
 	}
 	return name, nil
 }
 
-func syncDir(dir string) error {
+// syncDirFS fsyncs dir, making the names created and removed there
+// durable.
+func syncDirFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
