@@ -252,9 +252,19 @@ func (c *Config) Options(logger *slog.Logger) []Option {
 }
 
 // Open validates cfg, creates an etcd client and returns the Store for
-// cfg.Prefix; opts are applied after the configuration's own. The client
-// does not wait for etcd: an unreachable cluster shows as errors from the
-// Store's methods (Lock.Probe first). Store.Close closes the client.
+// cfg.Prefix; opts are applied after the configuration's own. Without a
+// username the client does not wait for etcd: an unreachable cluster
+// shows as errors from the Store's methods (Lock.Probe first). With one,
+// the client authenticates at once (within dial_timeout), and the error
+// says which failure it was:
+//   - an *UnavailableError wrapping ErrUnreachable (and
+//     fstaid.ErrLockUnavailable): etcd could not be reached or gave no
+//     answer in time — an outage, worth retrying;
+//   - any other error: the configuration is wrong (invalid keys, TLS
+//     files that cannot be read or parsed) or etcd refused the credential
+//     (authentication failed) — a retry cannot fix it.
+//
+// Store.Close closes the client.
 func Open(cfg *Config, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -265,7 +275,11 @@ func Open(cfg *Config, logger *slog.Logger, opts ...Option) (*Store, error) {
 	}
 	client, err := clientv3.New(cc)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: connecting to %s: %w", strings.Join(cfg.Endpoints, ","), err)
+		where := strings.Join(cfg.Endpoints, ",")
+		if unreachable(err) {
+			return nil, &UnavailableError{Op: "connecting and authenticating as " + cfg.Username, Where: where, Unreachable: true, Err: err}
+		}
+		return nil, fmt.Errorf("etcd: connecting to %s as %q: %w", where, cfg.Username, err)
 	}
 	s, err := NewStore(client, cfg.Prefix, append(cfg.Options(logger), opts...)...)
 	if err != nil {

@@ -135,6 +135,12 @@ func (d *daemon) run(ctx context.Context) int {
 	var store *etcd.Store
 	if cfg.Etcd != nil {
 		store, err = openEtcd(cfg, logger)
+		if err != nil && etcdUnavailable(err) {
+			// An outage: systemd restarts us; the queued connections
+			// stay with it for the next instance.
+			logger.Error("etcd unreachable at start-up", "error", err)
+			return exitSoftware
+		}
 		if err != nil {
 			logger.Error("configuration error", "error", err)
 			serveDrain(failLs, configErrorHandler(err), logger)

@@ -46,9 +46,17 @@ func (d *decoder) etcd(cfg *Config) {
 	cfg.Etcd = ec
 }
 
-// openEtcd connects to etcd; the caller closes the store.
+// openEtcd connects to etcd; the caller closes the store. An etcd that
+// cannot be reached (the client authenticates at once when [etcd]
+// username is set) is an outage, not a configuration error: the error
+// then wraps etcd.ErrUnreachable and not errConfig, and the daemon exits
+// 70 to be restarted. A refused credential or unusable TLS files are
+// errConfig (78).
 func openEtcd(cfg *Config, logger *slog.Logger) (*etcd.Store, error) {
 	store, err := etcd.Open(cfg.Etcd, logger)
+	if errors.Is(err, etcd.ErrUnreachable) {
+		return nil, fmt.Errorf("[etcd]: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: [etcd]: %w", errConfig, err)
 	}

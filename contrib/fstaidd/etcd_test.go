@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
@@ -151,5 +153,39 @@ func TestEtcdConfig(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// An etcd outage at boot is restarted (70), also when [etcd] username
+// makes the client authenticate while it connects; only a credential that
+// etcd refuses is a configuration error (78).
+func TestEtcdBootExitStatus(t *testing.T) {
+	endpoint, stopEtcd := startStoppableEtcd(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, step := range []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", "rootpw"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.UserAdd(ctx, "fstaid", "right"); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auth := func(password string) string {
+		return etcdSection(endpoint, "mon1") + fmt.Sprintf("dial_timeout = 3\nusername = \"fstaid\"\npassword = %q\n", password)
+	}
+	if code := newEnv(t, 0, auth("wrong")).start().wait(t); code != exitConfig {
+		t.Errorf("wrong password: exit %d, want %d (a refused credential)", code, exitConfig)
+	}
+	stopEtcd()
+	if code := newEnv(t, 0, auth("right")).start().wait(t); code != exitSoftware {
+		t.Errorf("etcd down with a username: exit %d, want %d (an outage, restarted)", code, exitSoftware)
 	}
 }
