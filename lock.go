@@ -206,7 +206,7 @@ type FileLock struct {
 // exists, so the lock cannot be taken safely. The Monitor's start-up
 // probe error wraps it (and ErrLockUnavailable): the monitor refuses to
 // start instead of finding out at the first failover.
-var ErrNoExclusivePublish = errors.New("fstaid: lock directory cannot publish a file exclusively (neither link(2) nor renameat2 RENAME_NOREPLACE works)")
+var ErrNoExclusivePublish = errors.New("fstaid: the lock directory cannot publish a file exclusively: neither link(2) nor renameat2(RENAME_NOREPLACE) works there")
 
 // publishPrimitive is how a FileLock publishes a record only if nothing
 // is at the path.
@@ -302,6 +302,9 @@ func (l *FileLock) Acquire(ctx context.Context, rec *Record) error {
 	}
 	defer os.Remove(tmp)
 	if err := l.publishLocked(tmp, l.path); err != nil {
+		if errors.Is(err, ErrNoExclusivePublish) {
+			return err
+		}
 		if errors.Is(err, fs.ErrExist) {
 			existing, lerr := l.Load(ctx)
 			if lerr != nil || existing == nil {
@@ -358,7 +361,16 @@ func (l *FileLock) publishLocked(tmp, dst string) error {
 	if !renameRefused(rerr) {
 		return rerr
 	}
-	return fmt.Errorf("%w: directory %s: %w; %w", ErrNoExclusivePublish, filepath.Dir(dst), lerr, rerr)
+	return fmt.Errorf("%w: directory %s: link: %w; renameat2: %w", ErrNoExclusivePublish, filepath.Dir(dst), linkErrno(lerr), linkErrno(rerr))
+}
+
+// linkErrno is the cause inside an *os.LinkError, whose paths the caller
+// already names.
+func linkErrno(err error) error {
+	if le, ok := err.(*os.LinkError); ok {
+		return le.Err
+	}
+	return err
 }
 
 // linkRefused reports whether link(2) failed because the file system
@@ -425,6 +437,9 @@ func (l *FileLock) Probe(ctx context.Context) error {
 	// A name no writer uses: CreateTemp's names end in digits.
 	probe := tmp + ".probe"
 	if err := l.publishLocked(tmp, probe); err != nil {
+		if errors.Is(err, ErrNoExclusivePublish) {
+			return err
+		}
 		return fmt.Errorf("fstaid: probing lock %s: publishing %s: %w", l.path, probe, err)
 	}
 	rerr := os.Remove(probe)
