@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -84,6 +86,12 @@ type CheckSection struct {
 	HTTP    string
 	TCP     string
 	Proxy   string
+	// Username and PasswordFile give an http check's basic-auth
+	// credentials apart from its URL; the password is read from the file
+	// when the config loads, and only the check ever sees it.
+	Username     string
+	PasswordFile string
+	password     string
 	// IMDS is the native IMDSv2 check ([aws.imds] configures it).
 	IMDS    bool
 	Timeout time.Duration
@@ -272,6 +280,7 @@ var knownKeys = []string{
 	"port", "interval", "maxattempts", "attempt_interval", "lockdir", "log", "mode",
 	"continue_if_self_check_failed", "startup_check", "target", "listen", "journal",
 	"command", "timeout", "http", "tcp", "proxy", "imds", "userid", "password",
+	"username", "password_file",
 }
 
 func suggest(k string) string {
@@ -460,6 +469,8 @@ func (d *decoder) checkSection(t *table, name string) *CheckSection {
 	s.HTTP, _ = t.str("http")
 	s.TCP, _ = t.str("tcp")
 	s.Proxy, _ = t.str("proxy")
+	s.Username, _ = t.str("username")
+	s.PasswordFile, _ = t.str("password_file")
 	s.IMDS, _ = t.boolean("imds")
 	set := 0
 	for _, v := range []bool{s.Command != "", s.HTTP != "", s.TCP != "", s.IMDS} {
@@ -478,11 +489,20 @@ func (d *decoder) checkSection(t *table, name string) *CheckSection {
 			d.errorf(name, "command", "%v", err)
 		}
 	}
+	// URLs are only ever shown with their password redacted: a password
+	// in a config error would reach the journal.
 	if s.HTTP != "" {
-		if u, err := url.Parse(s.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.errorf(name, "http", "must be an http:// or https:// URL, got %q", s.HTTP)
+		u, err := url.Parse(s.HTTP)
+		switch {
+		case err != nil:
+			d.errorf(name, "http", "must be an http:// or https:// URL: %v", urlReason(err))
+		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			d.errorf(name, "http", "must be an http:// or https:// URL, got %q", u.Redacted())
+		case u.User != nil && (s.Username != "" || s.PasswordFile != ""):
+			d.errorf(name, "username", "the http URL carries credentials too: give them in one place (preferably username and password_file)")
 		}
 	}
+	d.checkCredentials(s)
 	if s.TCP != "" {
 		if _, _, err := net.SplitHostPort(s.TCP); err != nil {
 			d.errorf(name, "tcp", "must be host:port: %v", err)
@@ -491,13 +511,99 @@ func (d *decoder) checkSection(t *table, name string) *CheckSection {
 	if s.Proxy != "" {
 		if s.HTTP == "" {
 			d.errorf(name, "proxy", "applies only to an http check")
-		} else if u, err := url.Parse(s.Proxy); err != nil || u.Host == "" {
-			d.errorf(name, "proxy", "must be a URL such as http://bastion:8080, got %q", s.Proxy)
+		} else if u, err := url.Parse(s.Proxy); err != nil {
+			d.errorf(name, "proxy", "must be a URL such as http://bastion:8080: %v", urlReason(err))
+		} else if u.Host == "" {
+			d.errorf(name, "proxy", "must be a URL such as http://bastion:8080, got %q", u.Redacted())
 		}
 	}
 	s.Timeout = d.requiredTimeout(t)
 	t.rejectUnknown()
 	return s
+}
+
+// maxPasswordFile bounds what password_file may hold: a password, not a
+// device that never ends.
+const maxPasswordFile = 4 << 10
+
+// checkCredentials validates username and password_file and reads the
+// password. No message shows the password or the file's content.
+func (d *decoder) checkCredentials(s *CheckSection) {
+	if s.Username == "" && s.PasswordFile == "" {
+		return
+	}
+	switch {
+	case s.HTTP == "":
+		if s.Username != "" {
+			d.errorf(s.Name, "username", "applies only to an http check")
+		}
+		if s.PasswordFile != "" {
+			d.errorf(s.Name, "password_file", "applies only to an http check")
+		}
+		return
+	case s.Username == "":
+		d.errorf(s.Name, "username", "is required with password_file")
+		return
+	case strings.Contains(s.Username, ":"):
+		d.errorf(s.Name, "username", "%q contains ':', which HTTP basic auth cannot carry in a user name", s.Username)
+		return
+	case s.PasswordFile == "":
+		d.errorf(s.Name, "password_file", "is required with username (a file holding the password alone)")
+		return
+	case !filepath.IsAbs(s.PasswordFile):
+		d.errorf(s.Name, "password_file", "must be an absolute path, got %q", s.PasswordFile)
+		return
+	}
+	f, err := os.Open(s.PasswordFile)
+	if err != nil {
+		d.errorf(s.Name, "password_file", "cannot read %s: %v", s.PasswordFile, unwrapPathError(err))
+		return
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
+	switch {
+	case err != nil:
+		d.errorf(s.Name, "password_file", "cannot read %s: %v", s.PasswordFile, unwrapPathError(err))
+		return
+	case len(data) > maxPasswordFile:
+		d.errorf(s.Name, "password_file", "%s holds more than %d bytes: want the password alone", s.PasswordFile, maxPasswordFile)
+		return
+	}
+	// A final newline (echo secret > file) is not part of the password.
+	pw := strings.TrimRight(string(data), "\r\n")
+	if pw == "" {
+		d.errorf(s.Name, "password_file", "%s is empty", s.PasswordFile)
+		return
+	}
+	s.password = pw
+}
+
+// urlReason is why url.Parse refused a URL, without the URL itself (its
+// error quotes the whole URL, password included).
+func urlReason(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// unwrapPathError drops the path an *fs.PathError repeats.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// shownURL is rawURL as fstaidd prints it: its password redacted.
+func shownURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	return u.Redacted()
 }
 
 func (d *decoder) users(root *table) []User {
@@ -656,10 +762,13 @@ func (s *CheckSection) check(c *Config, debug bool) (fstaid.Check, error) {
 		return c.imdsCheck()
 	case s.HTTP != "":
 		c := fstaid.HTTP(s.HTTP)
+		if s.Username != "" {
+			c.User = url.UserPassword(s.Username, s.password)
+		}
 		if s.Proxy != "" {
 			u, err := url.Parse(s.Proxy)
 			if err != nil {
-				return nil, fmt.Errorf("[%s] proxy: %w", s.Name, err)
+				return nil, fmt.Errorf("[%s] proxy: %w", s.Name, urlReason(err))
 			}
 			c.Proxy = u
 		}

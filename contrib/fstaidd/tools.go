@@ -112,10 +112,16 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 
 func (s *CheckSection) describe() string {
 	switch {
-	case s.HTTP != "" && s.Proxy != "":
-		return "GET " + s.HTTP + " via " + s.Proxy
 	case s.HTTP != "":
-		return "GET " + s.HTTP
+		// Passwords, in the URLs or password_file, are never shown.
+		d := "GET " + shownURL(s.HTTP)
+		if s.Proxy != "" {
+			d += " via " + shownURL(s.Proxy)
+		}
+		if s.Username != "" {
+			d += " as " + s.Username + " (password from " + s.PasswordFile + ")"
+		}
+		return d
 	case s.TCP != "":
 		return "tcp " + s.TCP
 	case s.IMDS:
