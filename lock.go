@@ -300,8 +300,9 @@ func (l *FileLock) Acquire(ctx context.Context, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
 	if err := l.publishLocked(tmp, l.path); err != nil {
+		// A failed publish moved nothing: the temporary name is ours.
+		os.Remove(tmp)
 		if errors.Is(err, ErrNoExclusivePublish) {
 			return err
 		}
@@ -319,10 +320,18 @@ func (l *FileLock) Acquire(ctx context.Context, rec *Record) error {
 		return fmt.Errorf("fstaid: publishing lock %s: %w", l.path, err)
 	}
 	l.owned = true
-	// The temporary name goes before the fsync, so that the fsync also
-	// makes its removal durable.
-	os.Remove(tmp)
+	l.dropTemp(tmp)
 	return l.syncPublished()
+}
+
+// dropTemp removes the temporary name of a published record, before the
+// directory fsync that then makes its removal durable too. After link(2)
+// it is the record's second name; after renameat2 it is gone already and,
+// free again, may be another writer's by now. l.mu must be held.
+func (l *FileLock) dropTemp(tmp string) {
+	if l.publish == publishLink {
+		os.Remove(tmp)
+	}
 }
 
 // syncPublished fsyncs the directory of a published record.
@@ -433,17 +442,17 @@ func (l *FileLock) Probe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
 	// A name no writer uses: CreateTemp's names end in digits.
 	probe := tmp + ".probe"
 	if err := l.publishLocked(tmp, probe); err != nil {
+		os.Remove(tmp)
 		if errors.Is(err, ErrNoExclusivePublish) {
 			return err
 		}
 		return fmt.Errorf("fstaid: probing lock %s: publishing %s: %w", l.path, probe, err)
 	}
 	rerr := os.Remove(probe)
-	os.Remove(tmp)
+	l.dropTemp(tmp)
 	if rerr != nil {
 		return fmt.Errorf("fstaid: probing lock %s: %w", l.path, rerr)
 	}
