@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -13,12 +14,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Fault modes of a faultyClient's calls to one gRPC method.
+// Fault modes of a fault's calls to one gRPC method.
 const (
 	faultNone      int32 = iota
 	faultUnsent          // fail before the request leaves: etcd never sees it
 	faultLostReply       // send it, let etcd apply it, lose the answer
 	faultRefused         // send nothing, answer as etcd's permission check would
+	faultNoSpace         // send nothing, answer as etcd with the NOSPACE alarm would
 )
 
 // fault injects failures into a real client's calls to one gRPC method
@@ -46,7 +48,10 @@ func (f *fault) intercept(ctx context.Context, method string, req, reply any, cc
 		return status.Error(codes.Unavailable, "test: connection reset, the answer was lost")
 	case faultRefused:
 		f.calls.Add(1)
-		return status.Error(codes.PermissionDenied, "etcdserver: permission denied")
+		return rpctypes.ErrGRPCPermissionDenied
+	case faultNoSpace:
+		f.calls.Add(1)
+		return rpctypes.ErrGRPCNoSpace
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }

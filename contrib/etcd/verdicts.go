@@ -46,10 +46,13 @@ func (v Verdict) Dead() bool { return v.Verdict == VerdictDead }
 // distinct monitors (k-of-n): several vantage points instead of one
 // secondary.
 //
-// A verdict is bound to a lease of the verdict TTL that only publishing
-// renews, so it counts for one TTL after it was last published, measured
-// by etcd (no clock agreement between monitor hosts is needed); the
-// verdict of a monitor that died, hung or lost etcd vanishes by itself.
+// A verdict is bound to a lease of the verdict TTL that only a
+// successful write renews (the write first, the renewal after), so it
+// counts for one TTL after it was last written, measured by etcd (no
+// clock agreement between monitor hosts is needed); the verdict of a
+// monitor that died, hung or lost etcd vanishes by itself, and a write
+// that fails (NOSPACE, a lost permission) revokes the lease, withdrawing
+// the previous verdict at once rather than letting it be counted on.
 //
 // Wiring, in every monitor of the target (each with its own monitor ID):
 //
@@ -106,7 +109,9 @@ func newVerdicts(s *Store) *Verdicts {
 // Publish writes this monitor's verdict now: dead or alive, with detail
 // (why; may be empty). A later call always wins over an earlier one, even
 // when they race. It fails with an error wrapping
-// fstaid.ErrLockUnavailable when etcd cannot be reached.
+// fstaid.ErrLockUnavailable when etcd cannot be reached or refuses the
+// write; the previous verdict is then withdrawn (its lease revoked, or
+// left to expire when etcd cannot be reached), never renewed.
 func (v *Verdicts) Publish(ctx context.Context, dead bool, detail string) error {
 	return v.write(ctx, v.publication(dead, 0, detail))
 }
@@ -150,35 +155,61 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 	if err != nil {
 		return err
 	}
-	// Renew the lease (a put alone does not), or take a new one if it
-	// expired: the verdict then counts for one TTL from now.
-	if v.lease != 0 {
-		if _, err := v.s.client.KeepAliveOnce(ctx, v.lease); err != nil {
-			if !leaseNotFound(err) {
-				return v.s.unavailable("renewing the verdict lease", err)
-			}
-			v.lease = 0
-		}
-	}
+	// Write first, renew after: a lease renewed before a write that then
+	// fails (NOSPACE, a slow disk, a lost permission) would keep the
+	// previous verdict counted, although this monitor may now see the
+	// target otherwise. A put alone does not renew the lease; a fresh
+	// lease needs no renewal.
+	fresh := false
 	for attempt := 0; ; attempt++ {
 		if v.lease == 0 {
 			g, err := v.s.client.Grant(ctx, ttlSeconds(v.s.verdictTTL))
 			if err != nil {
 				return v.s.unavailable("granting the verdict lease", err)
 			}
-			v.lease = g.ID
+			v.lease, fresh = g.ID, true
 		}
 		_, err := v.s.client.Put(ctx, key, string(val), clientv3.WithLease(v.lease))
 		if err == nil {
 			break
 		}
-		if !leaseNotFound(err) || attempt > 0 {
-			return v.s.unavailable("publishing the verdict", err)
+		if leaseNotFound(err) && attempt == 0 {
+			v.lease = 0 // it expired: take a new one
+			continue
 		}
-		v.lease = 0 // expired between renewal and put
+		// The previous verdict must not outlive this failure: revoke its
+		// lease (if etcd cannot be reached, nobody renews it and it
+		// expires within one TTL).
+		v.revokeLocked(ctx)
+		return v.s.unavailable("publishing the verdict", err)
+	}
+	if !fresh {
+		if _, err := v.s.client.KeepAliveOnce(ctx, v.lease); err != nil {
+			if leaseNotFound(err) {
+				// Expired between the put and the renewal, taking the new
+				// verdict with it: the next publication takes a new lease.
+				v.lease = 0
+			}
+			return v.s.unavailable("renewing the verdict lease", err)
+		}
 	}
 	v.written = p.seq
 	return nil
+}
+
+// revokeLocked revokes the verdict lease, withdrawing the verdict at once,
+// and forgets it. Best effort: a lease that cannot be revoked expires by
+// itself, since only a successful write renews it. v.wmu is held.
+func (v *Verdicts) revokeLocked(ctx context.Context) {
+	if v.lease == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.s.timeout)
+	defer cancel()
+	if _, err := v.s.client.Revoke(rctx, v.lease); err != nil && !leaseNotFound(err) {
+		v.s.logger.Warn("etcd: cannot revoke the verdict lease after a failed write; the old verdict expires with it", "error", err)
+	}
+	v.lease = 0
 }
 
 func leaseNotFound(err error) bool {

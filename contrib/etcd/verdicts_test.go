@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -216,5 +217,45 @@ func TestVerdictsClose(t *testing.T) {
 	}
 	if err := v.Publish(ctx, true, ""); err == nil {
 		t.Fatal("Publish after Close succeeded")
+	}
+}
+
+// A verdict is renewed only by a write that succeeded: when the Put fails
+// (the NOSPACE alarm) while the lease could still be kept alive, the
+// previous "dead" verdict is withdrawn at once, instead of being renewed
+// on and counted for a target this monitor now sees alive.
+func TestFailedPutDoesNotRenewStaleVerdict(t *testing.T) {
+	srv := startEtcd(t)
+	f := &fault{method: "/etcdserverpb.KV/Put"}
+	a := newFaultyStore(t, "/stale", "a", endpoints(srv), f, WithVerdictTTL(2*time.Second))
+	b := newStore(t, "/stale", "b", endpoints(srv))
+	ctx := ctxTimeout(t, 30*time.Second)
+	if err := a.Verdicts().Publish(ctx, true, "primary check failed"); err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 1 || !vs[0].Dead() {
+		t.Fatalf("verdicts = %+v, %v; want a's dead verdict", vs, err)
+	}
+	// The target is back, but every write now fails; a keeps trying for
+	// two TTLs, as its rounds would.
+	f.mode.Store(faultNoSpace)
+	end := time.Now().Add(4 * time.Second)
+	for time.Now().Before(end) {
+		err := a.Verdicts().Publish(ctx, false, "")
+		if !errors.Is(err, fstaid.ErrLockUnavailable) || !errors.Is(err, ErrRefused) {
+			t.Fatalf("Publish with Put failing = %v, want a refusal", err)
+		}
+		if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 0 {
+			t.Fatalf("verdicts after a failed write = %+v, %v; want none (the stale dead verdict withdrawn)", vs, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	// Writes work again: the new verdict is published and lives.
+	f.mode.Store(faultNone)
+	if err := a.Verdicts().Publish(ctx, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 1 || vs[0].Dead() {
+		t.Fatalf("verdicts = %+v, %v; want a's alive verdict", vs, err)
 	}
 }
