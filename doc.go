@@ -44,9 +44,10 @@
 // # The lock
 //
 // A Lock's Acquire succeeds for exactly one writer. FileLock publishes an
-// fsynced record with link(2), so an existing file, even the original's
-// empty one, makes it fail; it belongs on a file system that survives a
-// reboot. The record (Record) tells when, where, why, and each handler's
+// fsynced record with link(2), or renameat2(RENAME_NOREPLACE) where the
+// directory refuses hard links (vfat), so an existing file, even the
+// original's empty one, makes it fail; its Probe tries exactly that at
+// start-up. It belongs on a file system that survives a reboot. The record (Record) tells when, where, why, and each handler's
 // outcome; after a crash mid-handler it stays "failing-over", and the
 // monitor stays locked. A lock that several monitors share may also be a
 // LockWatcher (contrib/etcd is): Run then stops as soon as another
