@@ -364,22 +364,29 @@ type base struct {
 	// (the Report names them itself).
 	logger, reportLogger *slog.Logger
 	onReport             func(*Report)
-	fence                FenceConfig
-	poll                 time.Duration
-	timeout              time.Duration
+	// fence is the fencing step the handler abides by: its own (from
+	// its FenceConfig; ownFence) or its set's (Config.Handlers); nil
+	// without fencing.
+	fence    *Fence
+	ownFence bool
+	poll     time.Duration
+	timeout  time.Duration
 
 	mu   sync.Mutex
 	last *Report
 }
 
 func (b *base) init(kind, name string, client *ec2.Client, fence FenceConfig, wait WaitConfig, opts []Option) {
-	b.kind, b.name, b.client, b.logger, b.fence, b.poll = kind, name, client, slog.Default(), fence, wait.PollInterval.or(DefaultPollInterval)
+	b.kind, b.name, b.client, b.logger, b.poll = kind, name, client, slog.Default(), wait.PollInterval.or(DefaultPollInterval)
 	b.timeout = wait.Timeout.or(DefaultTimeout)
 	for _, o := range opts {
 		o(b)
 	}
 	b.reportLogger = b.logger
 	b.logger = b.logger.With("handler", kind, "name", name)
+	if fence.FenceInstanceID != "" {
+		b.fence, b.ownFence = newFence(fence, client, wait.PollInterval, opts), true
+	}
 }
 
 // LastReport returns a copy of the last run's Report (Handle, not DryRun

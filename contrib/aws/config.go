@@ -154,7 +154,85 @@ func (c *Config) Validate() error {
 	if c.IMDS != nil {
 		prefix("aws.imds", c.IMDS.Validate())
 	}
+	errs = append(errs, c.validateFence()...)
 	return errors.Join(errs...)
+}
+
+// fencer is one handler's fencing settings, with where it is configured.
+type fencer struct {
+	where   string // "aws.elastic_ip[0]"
+	fence   FenceConfig
+	poll    Duration
+	standby string // the standby instance, empty when the handler names none
+}
+
+func (c *Config) fencers() []fencer {
+	var out []fencer
+	for i, h := range c.ElasticIP {
+		out = append(out, fencer{fmt.Sprintf("aws.elastic_ip[%d]", i), h.FenceConfig, h.PollInterval, h.InstanceID})
+	}
+	for i, h := range c.ENI {
+		out = append(out, fencer{fmt.Sprintf("aws.eni[%d]", i), h.FenceConfig, h.PollInterval, h.InstanceID})
+	}
+	for i, h := range c.SecondaryIP {
+		out = append(out, fencer{fmt.Sprintf("aws.secondary_ip[%d]", i), h.FenceConfig, h.PollInterval, ""})
+	}
+	for i, h := range c.RouteTable {
+		out = append(out, fencer{fmt.Sprintf("aws.route_table[%d]", i), h.FenceConfig, h.PollInterval, ""})
+	}
+	return out
+}
+
+// sharedFence merges the handlers' fencing into the one fence of the
+// set: the instance they all name, the longest fence_timeout, their
+// (agreed) continue_if_fence_failed, the first fenced handler's poll
+// interval. ok is false when no handler fences.
+func (c *Config) sharedFence() (fc FenceConfig, poll Duration, ok bool) {
+	for _, f := range c.fencers() {
+		if f.fence.FenceInstanceID == "" {
+			continue
+		}
+		if !ok {
+			fc, poll, ok = f.fence, f.poll, true
+		}
+		fc.FenceTimeout = Duration(max(fc.bound(), f.fence.bound()))
+	}
+	return fc, poll, ok
+}
+
+// validateFence checks what one fence per failover needs: every fenced
+// handler names the same instance and agrees on
+// continue_if_fence_failed, and that instance is no handler's standby.
+func (c *Config) validateFence() []error {
+	var errs []error
+	var first *fencer
+	fs := c.fencers()
+	for i := range fs {
+		f := &fs[i]
+		if f.fence.FenceInstanceID == "" {
+			continue
+		}
+		if first == nil {
+			first = f
+			continue
+		}
+		if f.fence.FenceInstanceID != first.fence.FenceInstanceID {
+			errs = append(errs, fmt.Errorf("%s.fence_instance_id: %q differs from %s.fence_instance_id %q: a failover fences one old active, once, before any move",
+				f.where, f.fence.FenceInstanceID, first.where, first.fence.FenceInstanceID))
+		} else if f.fence.ContinueIfFenceFailed != first.fence.ContinueIfFenceFailed {
+			errs = append(errs, fmt.Errorf("%s.continue_if_fence_failed: %t differs from %s.continue_if_fence_failed %t: one fence decides for every handler",
+				f.where, f.fence.ContinueIfFenceFailed, first.where, first.fence.ContinueIfFenceFailed))
+		}
+	}
+	if first != nil {
+		for _, f := range fs {
+			if f.standby != "" && f.standby == first.fence.FenceInstanceID && f.where != first.where {
+				errs = append(errs, fmt.Errorf("%s.instance_id: %q is the instance to fence (%s.fence_instance_id): fencing would stop the new active",
+					f.where, f.standby, first.where))
+			}
+		}
+	}
+	return errs
 }
 
 // problems collects configuration problems, each naming its key.
@@ -232,9 +310,62 @@ func (c *WaitConfig) validate(p *problems) {
 	p.nonNegative("timeout", c.Timeout)
 }
 
+// wait is one bounded wait of a handler, for timeoutCovers.
+type wait struct {
+	key string
+	set Duration
+	def time.Duration
+}
+
+// timeoutCovers refuses a handler timeout that is not longer than the
+// waits it bounds: the fence (when configured: the same configuration
+// also serves a handler used alone, which fences within its own timeout)
+// and the handler's own waits. A shorter one would cut a wait in the
+// middle and abort the move.
+func (p *problems) timeoutCovers(timeout Duration, fence FenceConfig, waits ...wait) {
+	if fence.FenceInstanceID != "" {
+		waits = append([]wait{{"fence_timeout", fence.FenceTimeout, DefaultFenceTimeout}}, waits...)
+	}
+	if timeout < 0 {
+		return
+	}
+	var sum time.Duration
+	var parts []string
+	for _, w := range waits {
+		if w.set < 0 {
+			return
+		}
+		d := w.set.or(w.def)
+		sum += d
+		part := fmt.Sprintf("%s %v", w.key, d)
+		if w.set == 0 {
+			part += " (default)"
+		}
+		parts = append(parts, part)
+	}
+	t := timeout.or(DefaultTimeout)
+	if len(parts) == 0 || t > sum {
+		return
+	}
+	def := ""
+	if timeout == 0 {
+		def = " (default)"
+	}
+	total := ""
+	if len(parts) > 1 {
+		total = fmt.Sprintf(" = %v", sum)
+	}
+	p.add("timeout", "%v%s must be longer than %s%s: the handler would be cut in the middle of a wait (raise timeout or lower the waits)",
+		t, def, strings.Join(parts, " + "), total)
+}
+
 // Handlers builds every configured handler, in the order elastic_ip,
-// eni, secondary_ip, route_table (each in file order), all on client. It
-// returns every construction problem at once.
+// eni, secondary_ip, route_table (each in file order), all on client, as
+// one set: when any handler fences, a Fence step comes first and fences
+// the old active once per failover, and every handler of the set —
+// fenced or not — abides by its outcome (after a failed fence nothing
+// moves, unless continue_if_fence_failed). It returns every construction
+// problem at once.
 func (c *Config) Handlers(client *ec2.Client, opts ...Option) ([]Handler, error) {
 	var hs []Handler
 	var errs []error
@@ -261,8 +392,21 @@ func (c *Config) Handlers(client *ec2.Client, opts ...Option) ([]Handler, error)
 		h, err := NewRouteTable(cfg, client, opts...)
 		add(h, err, fmt.Sprintf("aws.route_table[%d]", i))
 	}
+	if err := errors.Join(c.validateFence()...); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if fc, poll, ok := c.sharedFence(); ok {
+		f := newFence(fc, client, poll, opts)
+		for _, h := range hs {
+			h.(interface{ useFence(*Fence) }).useFence(f)
+		}
+		hs = append([]Handler{f}, hs...)
+	}
 	return hs, nil
 }
+
+// useFence makes the handler abide by its set's fence instead of its own.
+func (b *base) useFence(f *Fence) { b.fence, b.ownFence = f, false }

@@ -86,8 +86,12 @@ func TestDecodeConfig(t *testing.T) {
 	for _, h := range hs {
 		names = append(names, h.Name())
 	}
-	if got := strings.Join(names, " "); got != "public eni-float 10.0.1.100 10.0.255.10/32" {
+	// The fence of elastic_ip is the set's one step, first.
+	if got := strings.Join(names, " "); got != "aws.fence public eni-float 10.0.1.100 10.0.255.10/32" {
 		t.Errorf("handlers %s", got)
+	}
+	if got := hs[0].Timeout(); got != 95*time.Second {
+		t.Errorf("the fence step's timeout is %v, want fence_timeout 90s + 5s", got)
 	}
 }
 
@@ -226,5 +230,40 @@ func TestHandlerTimeoutAndReport(t *testing.T) {
 	}
 	if _, err := DecodeConfig(map[string]any{"region": "x", "eni": []map[string]any{{"network_interface_id": "eni-1", "instance_id": "i-2", "timeout": -1}}}); err == nil || !strings.Contains(err.Error(), "timeout") {
 		t.Errorf("negative timeout: %v", err)
+	}
+}
+
+// TestTimeoutMustCoverTheWaits: a handler timeout that is not longer than
+// its fence and confirm waits is refused, naming both keys and values
+// (timeout = 30 with the default fence_timeout of 120 would cut the fence
+// in the middle and abort the move).
+func TestTimeoutMustCoverTheWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    map[string]any
+		kind string
+		want string // "" = accepted
+	}{
+		{"fenced eip, timeout 30", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "fence_instance_id": "i-2", "timeout": 30},
+			"elastic_ip", "aws.elastic_ip[0].timeout: 30s must be longer than fence_timeout 2m0s (default) + confirm_timeout 30s (default) = 2m30s"},
+		{"eip, timeout equal to confirm", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "timeout": 30},
+			"elastic_ip", "aws.elastic_ip[0].timeout: 30s must be longer than confirm_timeout 30s (default)"},
+		{"eip, timeout 31", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "timeout": 31}, "elastic_ip", ""},
+		{"default timeout, long fence", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "fence_instance_id": "i-2", "fence_timeout": 290},
+			"elastic_ip", "aws.elastic_ip[0].timeout: 5m0s (default) must be longer than fence_timeout 4m50s + confirm_timeout 30s (default) = 5m20s"},
+		{"eni", map[string]any{"network_interface_id": "eni-1", "instance_id": "i-1", "timeout": 100, "detach_timeout": 50},
+			"eni", "aws.eni[0].timeout: 1m40s must be longer than detach_timeout 50s + attach_timeout 1m0s (default) = 1m50s"},
+		{"secondary_ip", map[string]any{"private_ip_addresses": []string{"10.0.1.100"}, "network_interface_id": "eni-1", "fence_instance_id": "i-2", "fence_timeout": 10, "confirm_timeout": 10, "timeout": 20},
+			"secondary_ip", "aws.secondary_ip[0].timeout: 20s must be longer than fence_timeout 10s + confirm_timeout 10s = 20s"},
+		{"route_table", map[string]any{"route_table_ids": []string{"rtb-1"}, "destination_cidr_blocks": []string{"10.0.255.10/32"}, "network_interface_id": "eni-1", "timeout": 5},
+			"route_table", "aws.route_table[0].timeout: 5s must be longer than confirm_timeout 30s (default)"},
+	} {
+		_, err := DecodeConfig(map[string]any{"region": "us-east-1", tc.kind: []map[string]any{tc.h}})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v\nwant %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -14,9 +14,13 @@
 //   - RouteTable: ReplaceRoute of existing routes in one or more tables
 //     to the standby's ENI, confirmed with DescribeRouteTables.
 //
-// Each can fence the old active first (StopInstances forced, then wait
-// for "stopped" within a bound; a failed fence aborts the move unless
-// continue_if_fence_failed). Each is idempotent: a resource already where
+// Each can fence the old active first: described first (stopped or
+// terminated is fenced, shutting-down waits for terminated), else
+// StopInstances forced and a wait for "stopped", all within
+// fence_timeout. Config.Handlers builds the handlers as one set with a
+// single Fence step first, so the old active is fenced once per failover
+// before any move, and a failed fence stops every move of the set unless
+// continue_if_fence_failed. Each is idempotent: a resource already where
 // it should be is success, and an ENI move cut between detach and attach
 // is completed by the next run.
 //

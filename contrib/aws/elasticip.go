@@ -57,6 +57,7 @@ func (c *ElasticIPConfig) Validate() error {
 		p.add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
 	}
 	c.FenceConfig.validate(&p)
+	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
 	c.WaitConfig.validate(&p)
 	return p.err()
 }
@@ -142,12 +143,12 @@ func (h *ElasticIP) describe(ctx context.Context, r *run) (*types.Address, error
 
 // Handle moves the address. Already in place is success. Errors are
 // *Error values carrying the Report.
-func (h *ElasticIP) Handle(ctx context.Context, _ *fstaid.Event) error {
+func (h *ElasticIP) Handle(ctx context.Context, ev *fstaid.Event) error {
 	r := h.newRun()
-	return r.finish(ctx, h.handle(ctx, r))
+	return r.finish(ctx, h.handle(ctx, r, ev))
 }
 
-func (h *ElasticIP) handle(ctx context.Context, r *run) error {
+func (h *ElasticIP) handle(ctx context.Context, r *run, ev *fstaid.Event) error {
 	mv := &Move{Resource: h.cfg.AllocationID, To: h.target(), State: MoveNotTried}
 	r.report.Moves = append(r.report.Moves, *mv)
 	defer func() { r.report.Moves[0] = *mv }()
@@ -161,7 +162,7 @@ func (h *ElasticIP) handle(ctx context.Context, r *run) error {
 		mv.State = MoveInPlace
 		return nil
 	}
-	if err := h.doFence(ctx, r); err != nil {
+	if err := h.gate(ctx, r, ev); err != nil {
 		return err
 	}
 	mv.State = MoveFailed
@@ -221,7 +222,7 @@ func (h *ElasticIP) DryRun(ctx context.Context) error {
 	if err := dryRunResult(err); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, h.dryRunFence(ctx, r)...)
+	errs = append(errs, h.ownFenceDryRun(ctx, r)...)
 	return errors.Join(errs...)
 }
 

@@ -65,6 +65,7 @@ func (c *ENIConfig) Validate() error {
 		p.add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
 	}
 	c.FenceConfig.validate(&p)
+	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"detach_timeout", c.DetachTimeout, DefaultDetachTimeout}, wait{"attach_timeout", c.AttachTimeout, DefaultAttachTimeout})
 	return p.err()
 }
 
@@ -120,10 +121,10 @@ func attachmentOf(eni *types.NetworkInterface) (instance, status, id string) {
 func (h *ENI) Handle(ctx context.Context, ev *fstaid.Event) error {
 	r := h.newRun()
 	force := h.cfg.ForceDetach || ev == nil || ev.Reason != fstaid.ReasonManual
-	return r.finish(ctx, h.handle(ctx, r, force))
+	return r.finish(ctx, h.handle(ctx, r, ev, force))
 }
 
-func (h *ENI) handle(ctx context.Context, r *run, force bool) error {
+func (h *ENI) handle(ctx context.Context, r *run, ev *fstaid.Event, force bool) error {
 	id, standby := h.cfg.NetworkInterfaceID, h.cfg.InstanceID
 	mv := &Move{Resource: id, To: standby, State: MoveNotTried}
 	r.report.Moves = append(r.report.Moves, *mv)
@@ -140,7 +141,7 @@ func (h *ENI) handle(ctx context.Context, r *run, force bool) error {
 		return nil
 	}
 	if inst != standby {
-		if err := h.doFence(ctx, r); err != nil {
+		if err := h.gate(ctx, r, ev); err != nil {
 			return err
 		}
 	}
@@ -238,7 +239,7 @@ func (h *ENI) DryRun(ctx context.Context) error {
 	if err := dryRunResult(err); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, h.dryRunFence(ctx, r)...)
+	errs = append(errs, h.ownFenceDryRun(ctx, r)...)
 	return errors.Join(errs...)
 }
 

@@ -53,6 +53,7 @@ func (c *RouteTableConfig) Validate() error {
 	}
 	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
 	c.FenceConfig.validate(&p)
+	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
 	c.WaitConfig.validate(&p)
 	return p.err()
 }
@@ -114,12 +115,12 @@ func (h *RouteTable) routes(ctx context.Context, r *run) (map[string]string, err
 
 // Handle points the routes at the standby's ENI. Routes already there
 // are left alone.
-func (h *RouteTable) Handle(ctx context.Context, _ *fstaid.Event) error {
+func (h *RouteTable) Handle(ctx context.Context, ev *fstaid.Event) error {
 	r := h.newRun()
-	return r.finish(ctx, h.handle(ctx, r))
+	return r.finish(ctx, h.handle(ctx, r, ev))
 }
 
-func (h *RouteTable) handle(ctx context.Context, r *run) error {
+func (h *RouteTable) handle(ctx context.Context, r *run, ev *fstaid.Event) error {
 	to := h.cfg.NetworkInterfaceID
 	for _, rtb := range h.cfg.RouteTableIDs {
 		for _, d := range h.cfg.DestinationCIDRBlocks {
@@ -149,7 +150,7 @@ func (h *RouteTable) handle(ctx context.Context, r *run) error {
 	if len(todo) == 0 {
 		return errors.Join(errs...)
 	}
-	if err := h.doFence(ctx, r); err != nil {
+	if err := h.gate(ctx, r, ev); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	var replaced []*Move
@@ -221,7 +222,7 @@ func (h *RouteTable) DryRun(ctx context.Context) error {
 		NetworkInterfaceIds: []string{h.cfg.NetworkInterfaceID}, DryRun: aws.Bool(true),
 	})
 	check(err)
-	errs = append(errs, h.dryRunFence(ctx, r)...)
+	errs = append(errs, h.ownFenceDryRun(ctx, r)...)
 	return errors.Join(errs...)
 }
 

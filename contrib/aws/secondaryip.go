@@ -42,6 +42,7 @@ func (c *SecondaryIPConfig) Validate() error {
 	}
 	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
 	c.FenceConfig.validate(&p)
+	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
 	c.WaitConfig.validate(&p)
 	return p.err()
 }
@@ -75,12 +76,12 @@ func NewSecondaryIP(cfg SecondaryIPConfig, client *ec2.Client, opts ...Option) (
 }
 
 // Handle moves the addresses. Already on the standby's ENI is success.
-func (h *SecondaryIP) Handle(ctx context.Context, _ *fstaid.Event) error {
+func (h *SecondaryIP) Handle(ctx context.Context, ev *fstaid.Event) error {
 	r := h.newRun()
-	return r.finish(ctx, h.handle(ctx, r))
+	return r.finish(ctx, h.handle(ctx, r, ev))
 }
 
-func (h *SecondaryIP) handle(ctx context.Context, r *run) error {
+func (h *SecondaryIP) handle(ctx context.Context, r *run, ev *fstaid.Event) error {
 	ips, to := h.cfg.PrivateIPAddresses, h.cfg.NetworkInterfaceID
 	for _, ip := range ips {
 		r.report.Moves = append(r.report.Moves, Move{Resource: ip, To: to, State: MoveNotTried})
@@ -117,7 +118,7 @@ func (h *SecondaryIP) handle(ctx context.Context, r *run) error {
 	if pending == 0 {
 		return nil
 	}
-	if err := h.doFence(ctx, r); err != nil {
+	if err := h.gate(ctx, r, ev); err != nil {
 		return err
 	}
 	notInPlace := func(m *Move) bool { return m.State != MoveInPlace }
@@ -167,7 +168,7 @@ func (h *SecondaryIP) DryRun(ctx context.Context) error {
 	if err := dryRunResult(err); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, h.dryRunFence(ctx, r)...)
+	errs = append(errs, h.ownFenceDryRun(ctx, r)...)
 	h.logger.Warn("ec2:AssignPrivateIpAddresses has no DryRun: its permission is not verified", "network_interface", h.cfg.NetworkInterfaceID)
 	return errors.Join(errs...)
 }

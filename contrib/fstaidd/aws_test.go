@@ -55,7 +55,7 @@ instance_id = "i-monitor"
 name = "web-eip"
 allocation_id = "eipalloc-1"
 instance_id = "i-standby"
-timeout = 30
+timeout = 60
 `
 }
 
@@ -145,5 +145,21 @@ instance_id = "i-1"
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestAWSTimeoutShorterThanItsWaitsIsAConfigError: timeout = 30 with the
+// default fence_timeout (120) would cut the fence in the middle: fstaidd
+// refuses the file (exit 78), naming both keys and their values.
+func TestAWSTimeoutShorterThanItsWaitsIsAConfigError(t *testing.T) {
+	fake, md := awsWorld(t)
+	e := newEnv(t, 0, strings.Replace(awsSection(fake, md), "timeout = 60", "fence_instance_id = \"i-active\"\ntimeout = 30", 1))
+	want := "aws.elastic_ip[0].timeout: 30s must be longer than fence_timeout 2m0s (default) + confirm_timeout 30s (default) = 2m30s"
+	if code, out := runCmd(t, "check", "-config", e.config); code != exitConfig || !strings.Contains(out, want) {
+		t.Errorf("fstaidd check: exit %d, want 78 and %q:\n%s", code, want, out)
+	}
+	r := e.start()
+	if code := r.wait(t); code != exitConfig {
+		t.Errorf("fstaidd: exit %d, want 78", code)
 	}
 }

@@ -57,10 +57,11 @@ type Instance struct {
 	AZ              string
 	SubnetID        string
 	VPCID           string
-	State           string // pending, running, stopping, stopped, terminated
+	State           string // pending, running, stopping, stopped, shutting-down, terminated
 	SourceDestCheck bool
 
-	stoppedAt time.Time // when stopping ends; zero with Never
+	stoppedAt    time.Time // when stopping ends; zero with Never
+	terminatedAt time.Time // when shutting-down ends; zero with Never
 }
 
 // Attachment attaches an interface to an instance.
@@ -130,6 +131,11 @@ type Fault struct {
 	Delay time.Duration
 	// Pass answers normally after Delay: a slow but successful call.
 	Pass bool
+	// Before runs after Delay, before the request is answered (without
+	// the server's lock: it may call the Server's methods): a change of
+	// state that races the call, such as Terminate just before a
+	// StopInstances.
+	Before func()
 }
 
 // Throttle is the fault AWS answers when the account's request rate is
@@ -276,8 +282,41 @@ func (s *Server) AddSubnet(sn Subnet) {
 	s.subnets[sn.ID] = &sn
 }
 
+// Terminate starts terminating an instance, as a spot reclaim or an
+// auto-scaling termination does: it is shutting-down for d (Never: for
+// ever), then terminated; d = 0 terminates it at once. Once terminated,
+// its Elastic IPs are disassociated and its secondary interfaces
+// detached, as on EC2. StopInstances on it answers IncorrectInstanceState.
+func (s *Server) Terminate(id string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.instances[id]
+	if in == nil {
+		panic("ec2fake: Terminate: no instance " + id)
+	}
+	in.State, in.terminatedAt = "shutting-down", s.after(d)
+	if d == 0 {
+		s.terminated(in)
+	}
+}
+
+// terminated makes in terminated, with what EC2 does then; s.mu is held.
+func (s *Server) terminated(in *Instance) {
+	in.State, in.terminatedAt = "terminated", time.Time{}
+	for _, a := range s.addresses {
+		if a.InstanceID == in.ID {
+			a.AssociationID, a.InstanceID, a.NetworkInterfaceID, a.PrivateIP = "", "", "", ""
+		}
+	}
+	for _, i := range s.interfaces {
+		if a := i.Attachment; a != nil && a.InstanceID == in.ID && a.DeviceIndex > 0 {
+			i.Attachment = nil
+		}
+	}
+}
+
 // CompleteTransitions ends every pending transition now (detaching,
-// attaching, stopping), even those set to Never.
+// attaching, stopping, shutting-down), even those set to Never.
 func (s *Server) CompleteTransitions() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -291,8 +330,11 @@ func (s *Server) CompleteTransitions() {
 		}
 	}
 	for _, in := range s.instances {
-		if in.State == "stopping" {
+		switch in.State {
+		case "stopping":
 			in.State = "stopped"
+		case "shutting-down":
+			s.terminated(in)
 		}
 	}
 }
@@ -423,6 +465,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if fault != nil && fault.Before != nil {
+		fault.Before()
+	}
+
 	s.mu.Lock()
 	s.seq++
 	requestID := fmt.Sprintf("fake-%08d-0000-0000-0000-000000000000", s.seq)
@@ -533,6 +579,9 @@ func (s *Server) advance() {
 	for _, in := range s.instances {
 		if in.State == "stopping" && !in.stoppedAt.IsZero() && !now.Before(in.stoppedAt) {
 			in.State = "stopped"
+		}
+		if in.State == "shutting-down" && !in.terminatedAt.IsZero() && !now.Before(in.terminatedAt) {
+			s.terminated(in)
 		}
 	}
 }
