@@ -34,7 +34,9 @@ import (
 //	ca_file = "/etc/fstaidd/etcd-ca.crt"  # CA for the servers (optional)
 //	monitor_id = "mon-a"       # default: the host name
 //	holder_ttl = 10            # liveness lease of the lock holder (default 10)
-//	verdict_ttl = 10           # how long a verdict counts (default 10)
+//	verdict_ttl = 20           # how long a verdict counts (default: 10, or
+//	                           # interval + the round's worst case if longer;
+//	                           # a shorter value is refused)
 //	quorum = 2                 # k: dead verdicts needed; 0 (default) = verdicts off
 //	on_unavailable = "fail-closed"  # or "local-lock" (see FallbackLock)
 //
@@ -60,6 +62,14 @@ type Config struct {
 	// OnUnavailableFailClosed (the default, also "") or
 	// OnUnavailableLocalLock.
 	OnUnavailable string `toml:"on_unavailable"`
+
+	// Interval and RoundBound are not keys of the table: the daemon sets
+	// them from [global] interval and the checks' timeouts (the sum
+	// fstaid.Monitor.RoundBound makes) before Validate, so that a
+	// verdict_ttl that rounds outlast is refused and the default is
+	// derived (see WithRoundTiming, MinVerdictTTL). Zero: unknown.
+	Interval   time.Duration `toml:"-"`
+	RoundBound time.Duration `toml:"-"`
 }
 
 // Values of Config.OnUnavailable.
@@ -142,6 +152,12 @@ func (c *Config) Validate() error {
 	checkSeconds("dial_timeout", c.DialTimeout)
 	checkSeconds("holder_ttl", c.HolderTTL)
 	checkSeconds("verdict_ttl", c.VerdictTTL)
+	if c.Interval > 0 && c.Quorum > 0 && c.VerdictTTL > 0 {
+		if floor := MinVerdictTTL(c.Interval, c.RoundBound); seconds(c.VerdictTTL, 0) < floor {
+			bad("verdict_ttl", "%v s is below [global] interval = %v s plus the round's worst case %v s (attempts × (timeout + attempt_interval) + secondary + 2 × self, plus a margin): it must be at least %v s, or leave verdict_ttl unset to derive it; monitors whose rounds are further apart than the TTL never see each other's dead verdict",
+				c.VerdictTTL, c.Interval.Seconds(), c.RoundBound.Seconds(), floor.Seconds())
+		}
+	}
 	if c.Password != "" && c.Username == "" {
 		bad("password", "set without username")
 	}
@@ -235,12 +251,19 @@ func (c *Config) ClientConfig() (clientv3.Config, error) {
 }
 
 // Options returns the Store options the configuration sets: monitor ID,
-// TTLs, the per-call timeout (dial_timeout), and logger.
+// TTLs (with a quorum and Interval set, the verdict TTL's floor and
+// derived default: WithRoundTiming), the per-call timeout (dial_timeout),
+// and logger.
 func (c *Config) Options(logger *slog.Logger) []Option {
 	opts := []Option{
 		WithTimeout(seconds(c.DialTimeout, DefaultDialTimeout)),
 		WithHolderTTL(seconds(c.HolderTTL, DefaultHolderTTL)),
-		WithVerdictTTL(seconds(c.VerdictTTL, DefaultVerdictTTL)),
+	}
+	if c.VerdictTTL != 0 {
+		opts = append(opts, WithVerdictTTL(seconds(c.VerdictTTL, DefaultVerdictTTL)))
+	}
+	if c.Interval > 0 && c.Quorum > 0 {
+		opts = append(opts, WithRoundTiming(c.Interval, c.RoundBound))
 	}
 	if c.MonitorID != "" {
 		opts = append(opts, WithMonitorID(c.MonitorID))

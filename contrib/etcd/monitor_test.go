@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,5 +185,82 @@ func TestQuorumMonitors(t *testing.T) {
 	}
 	if failedOver != 1 {
 		t.Fatalf("results %v: want exactly one failover", errs)
+	}
+}
+
+// Two monitors whose rounds are out of phase (k = 2 of 2, the target
+// dead for both) confirm each other's dead verdict under the verdict TTL
+// derived from their round timing (WithRoundTiming); a TTL shorter than
+// interval + round bound, with which they would never see each other's
+// verdict, is refused.
+func TestQuorumOutOfPhaseDerivedTTL(t *testing.T) {
+	srv := startEtcd(t)
+	const interval = 4 * time.Second
+	down := &target{}
+	down.dead.Store(true)
+	build := func(id string, ttl ...Option) (*Store, *fstaid.Monitor, error) {
+		c := newClient(t, endpoints(srv)...)
+		// The Monitor's RoundBound does not depend on the Store: ask a
+		// Monitor built with the same checks.
+		probe, err := fstaid.New(fstaid.WithPrimary(down.check(), time.Second), fstaid.WithMaxAttempts(1),
+			fstaid.WithSecondary(fstaid.CheckFunc(func(context.Context) error { return nil }), 2*time.Second),
+			fstaid.WithInterval(interval), fstaid.WithLock(fstaid.NewFileLock(t.TempDir()+"/lock")), fstaid.WithLogger(nil),
+			fstaid.WithHandler("none", fstaid.HandlerFunc(func(context.Context, *fstaid.Event) error { return nil }), time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewStore(c, "/phase", append([]Option{WithMonitorID(id), WithLogger(nil), WithRoundTiming(interval, probe.RoundBound())}, ttl...)...)
+		if err != nil {
+			return nil, nil, err
+		}
+		t.Cleanup(func() { s.Close() })
+		v := s.Verdicts()
+		m, err := fstaid.New(fstaid.WithPrimary(down.check(), time.Second), fstaid.WithMaxAttempts(1),
+			fstaid.WithSecondary(v.Quorum(2), 2*time.Second), fstaid.WithObserver(v.Observer()),
+			fstaid.WithInterval(interval), fstaid.WithLock(s.Lock()), fstaid.WithLogger(nil),
+			fstaid.WithStartupCheck(fstaid.StartupCheckOff),
+			fstaid.WithHandler("move-ip", fstaid.HandlerFunc(func(context.Context, *fstaid.Event) error { return nil }), 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, m, nil
+	}
+	if _, _, err := build("short", WithVerdictTTL(time.Second)); err == nil || !strings.Contains(err.Error(), "verdict TTL 1s is below interval 4s") {
+		t.Fatalf("NewStore with a 1s verdict TTL and 4s rounds = %v, want it refused", err)
+	}
+	a, ma, err := build("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mb, err := build("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.VerdictTTL() < MinVerdictTTL(interval, ma.RoundBound()) {
+		t.Fatalf("derived verdict TTL %v < interval %v + round bound %v", a.VerdictTTL(), interval, ma.RoundBound())
+	}
+	ctx := ctxTimeout(t, 40*time.Second)
+	errs := make(chan error, 2)
+	go func() { errs <- ma.Run(ctx) }()
+	time.Sleep(interval / 2) // b's rounds fall between a's
+	go func() { errs <- mb.Run(ctx) }()
+	var failedOver, locked int
+	for range 2 {
+		select {
+		case err := <-errs:
+			switch {
+			case errors.Is(err, fstaid.ErrFailedOver):
+				failedOver++
+			case errors.Is(err, fstaid.ErrLocked):
+				locked++
+			default:
+				t.Errorf("Run = %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("no failover: the out-of-phase monitors never confirmed each other")
+		}
+	}
+	if failedOver != 1 || locked != 1 {
+		t.Fatalf("%d failovers, %d locked; want one each", failedOver, locked)
 	}
 }

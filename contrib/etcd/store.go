@@ -42,6 +42,9 @@ type Store struct {
 	id         string
 	holderTTL  time.Duration
 	verdictTTL time.Duration
+	ttlSet     bool          // WithVerdictTTL was given
+	interval   time.Duration // WithRoundTiming, 0 when not given
+	roundBound time.Duration
 	timeout    time.Duration
 	logger     *slog.Logger
 
@@ -73,10 +76,38 @@ func WithMonitorID(id string) Option { return optionFunc(func(s *Store) { s.id =
 func WithHolderTTL(d time.Duration) Option { return optionFunc(func(s *Store) { s.holderTTL = d }) }
 
 // WithVerdictTTL sets how long a published verdict stays counted without
-// being published again: the lease of the verdict key. It should be a few
-// monitoring intervals. Default 10s; etcd rounds it up to whole seconds
-// and to its minimum lease TTL; zero or negative is an error.
-func WithVerdictTTL(d time.Duration) Option { return optionFunc(func(s *Store) { s.verdictTTL = d }) }
+// being published again: the lease of the verdict key. Monitors see each
+// other's verdicts only if each verdict lives from one publication to the
+// next, so it must be at least MinVerdictTTL(interval, round bound): with
+// WithRoundTiming, a shorter TTL is an error. Default 10s, or
+// MinVerdictTTL when WithRoundTiming gives more; etcd rounds it up to
+// whole seconds and to its minimum lease TTL; zero or negative is an
+// error.
+func WithVerdictTTL(d time.Duration) Option {
+	return optionFunc(func(s *Store) { s.verdictTTL, s.ttlSet = d, true })
+}
+
+// WithRoundTiming tells the Store the Monitor's interval and the longest
+// a round can take (fstaid.Monitor.RoundBound, or the same sum from the
+// configuration), so that verdicts live from one round's publication to
+// the next: the default verdict TTL becomes the larger of 10s and
+// MinVerdictTTL(interval, roundBound), and NewStore refuses a
+// WithVerdictTTL below MinVerdictTTL. Default: not given, no check.
+// Negative values are an error.
+func WithRoundTiming(interval, roundBound time.Duration) Option {
+	return optionFunc(func(s *Store) { s.interval, s.roundBound = interval, roundBound })
+}
+
+// MinVerdictTTL is the shortest verdict TTL with which k-of-n can
+// confirm: a monitor publishes at the end of each round and rounds start
+// an interval apart, so two publications can be as far apart as interval
+// + roundBound (a quick round followed by one that runs to its bound). A
+// verdict that expires sooner leaves gaps, and monitors whose rounds fall
+// into each other's gaps never count each other's "dead": a dead target
+// is never failed over. Rounded up to whole seconds, as etcd leases are.
+func MinVerdictTTL(interval, roundBound time.Duration) time.Duration {
+	return time.Duration(ttlSeconds(interval+roundBound)) * time.Second
+}
 
 // WithTimeout bounds each etcd call (and dialling); a shorter deadline
 // of the caller's context wins. Default 5s (DefaultDialTimeout); zero or
@@ -128,6 +159,17 @@ func NewStore(client *clientv3.Client, prefix string, opts ...Option) (*Store, e
 	if s.holderTTL <= 0 {
 		bad("holder TTL must be positive, got %v", s.holderTTL)
 	}
+	if s.interval < 0 || s.roundBound < 0 {
+		bad("round timing must not be negative, got interval %v, round bound %v", s.interval, s.roundBound)
+	} else if s.interval > 0 || s.roundBound > 0 {
+		floor := MinVerdictTTL(s.interval, s.roundBound)
+		switch {
+		case !s.ttlSet:
+			s.verdictTTL = max(DefaultVerdictTTL, floor)
+		case s.verdictTTL < floor:
+			bad("verdict TTL %v is below interval %v + round bound %v (%v): monitors out of phase would never see each other's verdict", s.verdictTTL, s.interval, s.roundBound, floor)
+		}
+	}
 	if s.verdictTTL <= 0 {
 		bad("verdict TTL must be positive, got %v", s.verdictTTL)
 	}
@@ -147,6 +189,9 @@ func (s *Store) Lock() *Lock { return s.lock }
 
 // Verdicts returns this monitor's verdicts, for k-of-n confirmation.
 func (s *Store) Verdicts() *Verdicts { return s.verdicts }
+
+// VerdictTTL returns the verdict TTL in use (see WithVerdictTTL).
+func (s *Store) VerdictTTL() time.Duration { return s.verdictTTL }
 
 // Client returns the etcd client.
 func (s *Store) Client() *clientv3.Client { return s.client }

@@ -43,7 +43,50 @@ func (d *decoder) etcd(cfg *Config) {
 		}
 		return
 	}
+	// The verdict TTL must outlast the time between two rounds'
+	// publications: refuse a shorter one, derive the default.
+	ec.Interval, ec.RoundBound = roundTiming(cfg, ec.Quorum)
+	if err := ec.Validate(); err != nil {
+		for _, e := range flatten(err) {
+			d.errs = multierror.Append(d.errs, e)
+		}
+		return
+	}
 	cfg.Etcd = ec
+}
+
+// roundTiming returns [global] interval and the worst case of a round as
+// fstaid.Monitor.RoundBound computes it (attempts × primary timeout + the
+// pauses between attempts + the secondary timeout — the quorum's with
+// [etcd] quorum — + twice the self timeout, plus the library's margin of
+// 0.5 s per process and 1 s), from the config before defaults are
+// applied. TestRoundTimingMatchesMonitor keeps the two in step.
+func roundTiming(cfg *Config, quorum int) (interval, bound time.Duration) {
+	g := cfg.Global
+	interval = g.Interval
+	if interval < 0 {
+		interval = fstaid.DefaultInterval // decoder.defaults' too
+	}
+	n := g.MaxAttempts
+	if n < 0 {
+		n = fstaid.DefaultMaxAttempts
+	}
+	var primary, secondary, self time.Duration
+	if cfg.Primary != nil {
+		primary = cfg.Primary.Timeout
+	}
+	if cfg.Secondary != nil {
+		secondary = cfg.Secondary.Timeout
+	}
+	if quorum > 0 {
+		secondary = quorumTimeout
+	}
+	if cfg.Self != nil {
+		self = cfg.Self.Timeout
+	}
+	const outputGrace = 500 * time.Millisecond // fstaid's, per process
+	d := time.Duration(n)*primary + time.Duration(max(n-1, 0))*g.AttemptInterval + secondary + 2*self
+	return interval, d + time.Duration(n+3)*outputGrace + time.Second
 }
 
 // openEtcd connects to etcd; the caller closes the store. An etcd that

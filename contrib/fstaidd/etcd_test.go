@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/etcd"
 )
 
 // startEtcd runs a one-member etcd in the test process on 127.0.0.1.
@@ -187,5 +189,70 @@ func TestEtcdBootExitStatus(t *testing.T) {
 	stopEtcd()
 	if code := newEnv(t, 0, auth("right")).start().wait(t); code != exitSoftware {
 		t.Errorf("etcd down with a username: exit %d, want %d (an outage, restarted)", code, exitSoftware)
+	}
+}
+
+// A verdict_ttl shorter than the time between two rounds' publications
+// is refused, naming both keys and their values; left unset, it is
+// derived from them.
+func TestEtcdVerdictTTLCoversRounds(t *testing.T) {
+	base := strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = 6\nmaxattempts = 1", 1)
+	etcdTable := "\n[etcd]\nendpoints = [\"http://127.0.0.1:1\"]\nprefix = \"/fstaid/db1\"\nquorum = 2\n"
+	_, err := ParseConfig(base + etcdTable + "verdict_ttl = 2\n")
+	if err == nil {
+		t.Fatal("verdict_ttl = 2 with interval = 6 accepted")
+	}
+	for _, want := range []string{"[etcd] verdict_ttl", "2 s is below [global] interval = 6 s"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	cfg, err := ParseConfig(base + etcdTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := etcd.Open(cfg.Etcd, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// 6 s interval + (1 × 1 s primary + 5 s quorum + 4 × 0.5 s + 1 s).
+	if got, want := store.VerdictTTL(), 15*time.Second; got != want {
+		t.Errorf("derived verdict TTL = %v, want %v", got, want)
+	}
+	if cfg, err := ParseConfig(base + etcdTable + "verdict_ttl = 15\n"); err != nil || cfg.Etcd.VerdictTTL != 15 {
+		t.Errorf("verdict_ttl = 15 (the floor): %v", err)
+	}
+	// Without a quorum the verdicts are off: no floor.
+	if _, err := ParseConfig(base + strings.Replace(etcdTable, "quorum = 2", "verdict_ttl = 2", 1)); err != nil {
+		t.Errorf("verdict_ttl without quorum: %v", err)
+	}
+}
+
+// roundTiming is the Monitor's own RoundBound, computed from the config.
+func TestRoundTimingMatchesMonitor(t *testing.T) {
+	for _, extra := range []string{
+		"",
+		"\n[self]\ncommand = \"true\"\ntimeout = 0.7\n",
+	} {
+		config := strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = 3\nmaxattempts = 4\nattempt_interval = 0.25", 1) +
+			extra + "\n[etcd]\nendpoints = [\"http://127.0.0.1:1\"]\nprefix = \"/fstaid/db1\"\nquorum = 2\n"
+		cfg, err := ParseConfig(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := cfg.Options(t.Context(), discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, fstaid.WithSecondary(fstaid.CheckFunc(func(context.Context) error { return nil }), quorumTimeout),
+			fstaid.WithLock(fstaid.NewFileLock(filepath.Join(t.TempDir(), "lock"))))
+		m, err := fstaid.New(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Etcd.Interval != 3*time.Second || cfg.Etcd.RoundBound != m.RoundBound() {
+			t.Errorf("%s: roundTiming = %v, %v; the Monitor's interval 3s, RoundBound %v", extra, cfg.Etcd.Interval, cfg.Etcd.RoundBound, m.RoundBound())
+		}
 	}
 }
