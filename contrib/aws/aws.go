@@ -105,7 +105,54 @@ var (
 	// ErrHalfDone: an ENI was detached from the old active but is not
 	// attached to the standby. Running the handler again completes it.
 	ErrHalfDone = errors.New("aws: ENI move half done")
+	// ErrStandbyUnfit: the standby cannot take the resource (an ENI in
+	// another availability zone, a standby that is not running, its
+	// device index in use), found before anything was changed.
+	ErrStandbyUnfit = errors.New("aws: the standby cannot take it")
+	// ErrMayChange marks a problem Validate found that may go away
+	// before a failover (a stopped standby, a device index in use, a
+	// route not yet created, the source/destination check, an EC2 call
+	// that failed); see SplitProblems.
+	ErrMayChange = errors.New("aws: may change before a failover")
 )
+
+// changeable is a problem that may change before a failover.
+type changeable struct{ error }
+
+func (c changeable) Unwrap() error        { return c.error }
+func (c changeable) Is(target error) bool { return target == ErrMayChange }
+
+func mayChange(err error) error { return changeable{err} }
+
+// SplitProblems splits what a handler's Validate returned into the
+// problems that can never work with this configuration (a standby in
+// another availability zone than the ENI, an address outside the
+// standby's subnet, a primary interface, a resource not found — IDs are
+// never reused, and a wrong region looks the same) and those that may
+// change before a failover (ErrMayChange, and EC2 calls that failed
+// otherwise: throttled, unreachable, not authorized). fstaidd refuses to
+// start on the first and warns about the second.
+func SplitProblems(err error) (never, mayChangeProblems []error) {
+	if err == nil {
+		return nil, nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var ae *APIError
+		switch {
+		case errors.Is(e, ErrMayChange):
+			mayChangeProblems = append(mayChangeProblems, e)
+		case errors.As(e, &ae) && !errors.Is(e, ErrNotFound):
+			mayChangeProblems = append(mayChangeProblems, e)
+		default:
+			never = append(never, e)
+		}
+	}
+	return never, mayChangeProblems
+}
 
 // APIError is a failed EC2 call, naming the resource it was about.
 type APIError struct {

@@ -244,7 +244,7 @@ func (h *ElasticIP) Validate(ctx context.Context) error {
 		case err != nil:
 			errs = append(errs, err)
 		case h.cfg.PrivateIPAddress != "" && !hasPrivateIP(eni, h.cfg.PrivateIPAddress):
-			errs = append(errs, fmt.Errorf("network interface %s does not hold private_ip_address %s", h.cfg.NetworkInterfaceID, h.cfg.PrivateIPAddress))
+			errs = append(errs, mayChange(fmt.Errorf("network interface %s does not hold private_ip_address %s", h.cfg.NetworkInterfaceID, h.cfg.PrivateIPAddress)))
 		}
 	}
 	if err := h.validateFence(ctx, r); err != nil {

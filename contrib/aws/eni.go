@@ -140,6 +140,18 @@ func (h *ENI) handle(ctx context.Context, r *run, ev *fstaid.Event, force bool) 
 		mv.State = MoveInPlace
 		return nil
 	}
+	if inst != "" && inst != standby {
+		// Before anything changes (the fence, the detach): can the
+		// standby take the ENI? A detach that the attach cannot follow
+		// leaves the ENI on nothing.
+		in, err := h.describeInstance(ctx, r, standby)
+		if err != nil {
+			return fmt.Errorf("%s not detached from %s: describing the standby: %w", id, inst, err)
+		}
+		if errs := h.standbyFit(eni, in); len(errs) > 0 {
+			return fmt.Errorf("%w: %s not detached from %s: %w", ErrStandbyUnfit, id, inst, errors.Join(errs...))
+		}
+	}
 	if inst != standby {
 		if err := h.gate(ctx, r, ev); err != nil {
 			return err
@@ -243,10 +255,11 @@ func (h *ENI) DryRun(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Validate checks that the ENI and the standby exist, are in the same
-// availability zone, that the ENI is not a primary interface (device
-// index 0 cannot be detached), and that the standby's device_index is
-// free (or holds this ENI).
+// Validate checks that the ENI and the standby exist and that the
+// standby can take the ENI (standbyFit: same availability zone and VPC,
+// the ENI not a primary interface, the standby running with its
+// device_index free). The problems that may change before a failover
+// (the standby's state, its device index) match ErrMayChange.
 func (h *ENI) Validate(ctx context.Context) error {
 	r := h.newRun()
 	var errs []error
@@ -259,25 +272,42 @@ func (h *ENI) Validate(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if eni != nil && in != nil {
-		eniAZ := str(eni.AvailabilityZone)
-		var inAZ string
-		if in.Placement != nil {
-			inAZ = str(in.Placement.AvailabilityZone)
-		}
-		if eniAZ != inAZ {
-			errs = append(errs, fmt.Errorf("network interface %s is in availability zone %s but standby instance %s is in %s: an ENI cannot move across zones", h.cfg.NetworkInterfaceID, eniAZ, h.cfg.InstanceID, inAZ))
-		}
-		if eni.Attachment != nil && aws.ToInt32(eni.Attachment.DeviceIndex) == 0 {
-			errs = append(errs, fmt.Errorf("network interface %s is the primary interface (device index 0) of %s: a primary interface cannot be detached; move a secondary ENI", h.cfg.NetworkInterfaceID, str(eni.Attachment.InstanceId)))
-		}
-		for _, ni := range in.NetworkInterfaces {
-			if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == h.cfg.deviceIndex() && str(ni.NetworkInterfaceId) != h.cfg.NetworkInterfaceID {
-				errs = append(errs, fmt.Errorf("standby instance %s already has %s at device_index %d", h.cfg.InstanceID, str(ni.NetworkInterfaceId), h.cfg.deviceIndex()))
-			}
-		}
+		errs = append(errs, h.standbyFit(eni, in)...)
 	}
 	if err := h.validateFence(ctx, r); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// standbyFit lists why the standby instance in cannot take eni: another
+// availability zone or VPC (never works), eni is a primary interface
+// (device index 0 cannot be detached), the standby is not running or its
+// device_index holds another interface (these may change: they match
+// ErrMayChange). Handle checks it before detaching; Validate at start-up.
+func (h *ENI) standbyFit(eni *types.NetworkInterface, in *types.Instance) []error {
+	var errs []error
+	id, standby := h.cfg.NetworkInterfaceID, h.cfg.InstanceID
+	eniAZ := str(eni.AvailabilityZone)
+	var inAZ string
+	if in.Placement != nil {
+		inAZ = str(in.Placement.AvailabilityZone)
+	}
+	if eniAZ != inAZ {
+		errs = append(errs, fmt.Errorf("network interface %s (subnet %s) is in availability zone %s but standby instance %s is in %s: an ENI cannot move across zones", id, str(eni.SubnetId), eniAZ, standby, inAZ))
+	} else if v, w := str(eni.VpcId), str(in.VpcId); v != "" && w != "" && v != w {
+		errs = append(errs, fmt.Errorf("network interface %s (subnet %s) is in VPC %s but standby instance %s is in %s", id, str(eni.SubnetId), v, standby, w))
+	}
+	if eni.Attachment != nil && aws.ToInt32(eni.Attachment.DeviceIndex) == 0 && str(eni.Attachment.InstanceId) != standby {
+		errs = append(errs, fmt.Errorf("network interface %s is the primary interface (device index 0) of %s: a primary interface cannot be detached; move a secondary ENI", id, str(eni.Attachment.InstanceId)))
+	}
+	if st := stateName(in.State); st != "running" {
+		errs = append(errs, mayChange(fmt.Errorf("standby instance %s is %s, not running", standby, st)))
+	}
+	for _, ni := range in.NetworkInterfaces {
+		if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == h.cfg.deviceIndex() && str(ni.NetworkInterfaceId) != id {
+			errs = append(errs, mayChange(fmt.Errorf("standby instance %s already has %s at device_index %d", standby, str(ni.NetworkInterfaceId), h.cfg.deviceIndex())))
+		}
+	}
+	return errs
 }

@@ -70,8 +70,8 @@ func TestENISlowDetachWithinItsBound(t *testing.T) {
 		t.Fatal("not moved")
 	}
 	ops := operations(h.LastReport())
-	if ops[0] != "DescribeNetworkInterfaces" || ops[1] != "DetachNetworkInterface" || slices.Index(ops, "AttachNetworkInterface") < 3 {
-		t.Errorf("calls %v: want describe, detach, polls, attach, polls", ops)
+	if ops[0] != "DescribeNetworkInterfaces" || ops[1] != "DescribeInstances" || ops[2] != "DetachNetworkInterface" || slices.Index(ops, "AttachNetworkInterface") < 4 {
+		t.Errorf("calls %v: want describe, the standby, detach, polls, attach, polls", ops)
 	}
 }
 
@@ -169,5 +169,72 @@ func TestENIValidate(t *testing.T) {
 	err = h.Validate(ctxTimeout(t, 10*time.Second))
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "eni-gone") || !strings.Contains(err.Error(), "i-gone") {
 		t.Errorf("Validate: %v; want both not found", err)
+	}
+}
+
+// TestENIStandbyUnfitNeverDetaches: a standby that cannot take the ENI
+// (another availability zone; not running) is found before anything
+// changes: no fence, no DetachNetworkInterface, the ENI stays where it is.
+func TestENIStandbyUnfitNeverDetaches(t *testing.T) {
+	for _, tc := range []struct {
+		name, standby, want string
+		setup              func(*ec2fake.Server)
+	}{
+		{"another zone", "i-far", "network interface eni-float (subnet subnet-a) is in availability zone us-east-1a but standby instance i-far is in us-east-1b", nil},
+		{"stopped", "i-standby", "standby instance i-standby is stopped, not running", func(f *ec2fake.Server) {
+			f.AddInstance(ec2fake.Instance{ID: "i-standby", AZ: "us-east-1a", SubnetID: "subnet-a", VPCID: "vpc-1", State: "stopped"})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake, client := world(t)
+			if tc.setup != nil {
+				tc.setup(fake)
+			}
+			h, err := NewENI(ENIConfig{NetworkInterfaceID: "eni-float", InstanceID: tc.standby, PollInterval: Duration(5 * time.Millisecond),
+				FenceConfig: FenceConfig{FenceInstanceID: "i-active"}}, client, quiet(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = h.Handle(ctxTimeout(t, 10*time.Second), autoEvent)
+			if !errors.Is(err, ErrStandbyUnfit) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "eni-float not detached from i-active") {
+				t.Errorf("Handle: %v\nwant ErrStandbyUnfit and %q", err, tc.want)
+			}
+			for _, op := range []string{"DetachNetworkInterface", "StopInstances", "AttachNetworkInterface"} {
+				if slices.Contains(fake.Actions(), op) {
+					t.Errorf("calls %v: %s before knowing the standby can take the ENI", fake.Actions(), op)
+				}
+			}
+			if a := fake.Interface("eni-float").Attachment; a == nil || a.InstanceID != "i-active" || a.Status != "attached" {
+				t.Errorf("the ENI is left %+v, want still attached to i-active", a)
+			}
+			if m := h.LastReport().Moves[0]; m.State != MoveNotTried {
+				t.Errorf("move %v, want not_tried", m)
+			}
+		})
+	}
+}
+
+// TestSplitProblems: Validate's problems that can never work are apart
+// from those that may change before a failover.
+func TestSplitProblems(t *testing.T) {
+	fake, client := world(t)
+	fake.AddInstance(ec2fake.Instance{ID: "i-far", AZ: "us-east-1b", SubnetID: "subnet-b", VPCID: "vpc-1", State: "stopped"})
+	h, _ := NewENI(ENIConfig{NetworkInterfaceID: "eni-float", InstanceID: "i-far"}, client, quiet(t))
+	never, may := SplitProblems(h.Validate(ctxTimeout(t, 10*time.Second)))
+	if len(never) != 1 || !strings.Contains(never[0].Error(), "availability zone") {
+		t.Errorf("never: %v", never)
+	}
+	if len(may) != 1 || !strings.Contains(may[0].Error(), "i-far is stopped") || !errors.Is(may[0], ErrMayChange) {
+		t.Errorf("may change: %v", may)
+	}
+	// Not found never works; an EC2 call that failed otherwise may.
+	h, _ = NewENI(ENIConfig{NetworkInterfaceID: "eni-gone", InstanceID: "i-standby"}, client, quiet(t))
+	if never, may := SplitProblems(h.Validate(ctxTimeout(t, 10*time.Second))); len(never) != 1 || !errors.Is(never[0], ErrNotFound) || len(may) != 0 {
+		t.Errorf("not found: never %v, may change %v", never, may)
+	}
+	fake.Deny("DescribeInstances")
+	h, _ = NewENI(ENIConfig{NetworkInterfaceID: "eni-float", InstanceID: "i-standby"}, client, quiet(t))
+	if never, may := SplitProblems(h.Validate(ctxTimeout(t, 10*time.Second))); len(never) != 0 || len(may) != 1 || !errors.Is(may[0], ErrUnauthorized) {
+		t.Errorf("denied: never %v, may change %v", never, may)
 	}
 }

@@ -63,7 +63,7 @@ var kinds = []kind{
 			return a != nil && a.InstanceID == "i-standby" && a.Status == "attached" && a.DeviceIndex == 1
 		},
 		mutating: "DetachNetworkInterface",
-		happy:    []string{"DescribeNetworkInterfaces", "DetachNetworkInterface", "DescribeNetworkInterfaces", "AttachNetworkInterface", "DescribeNetworkInterfaces"},
+		happy:    []string{"DescribeNetworkInterfaces", "DescribeInstances", "DetachNetworkInterface", "DescribeNetworkInterfaces", "AttachNetworkInterface", "DescribeNetworkInterfaces"},
 		resource: "eni-float",
 	},
 	{

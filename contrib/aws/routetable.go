@@ -228,7 +228,8 @@ func (h *RouteTable) DryRun(ctx context.Context) error {
 
 // Validate checks that every route exists in every table and that the
 // standby's ENI has its source/destination check off (otherwise it drops
-// the overlay address's packets).
+// the overlay address's packets). Both may change before a failover:
+// they match ErrMayChange.
 func (h *RouteTable) Validate(ctx context.Context) error {
 	r := h.newRun()
 	var errs []error
@@ -239,7 +240,7 @@ func (h *RouteTable) Validate(ctx context.Context) error {
 		for _, rtb := range h.cfg.RouteTableIDs {
 			for _, d := range h.cfg.DestinationCIDRBlocks {
 				if _, ok := got[rtb+":"+d]; !ok {
-					errs = append(errs, fmt.Errorf("route table %s has no route to %s: create it (the handler only replaces routes)", rtb, d))
+					errs = append(errs, mayChange(fmt.Errorf("route table %s has no route to %s: create it (the handler only replaces routes)", rtb, d)))
 				}
 			}
 		}
@@ -248,7 +249,7 @@ func (h *RouteTable) Validate(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	} else if aws.ToBool(eni.SourceDestCheck) {
-		errs = append(errs, fmt.Errorf("network interface %s has its source/destination check on: it would drop traffic for %s (aws ec2 modify-network-interface-attribute --no-source-dest-check)", h.cfg.NetworkInterfaceID, strings.Join(h.cfg.DestinationCIDRBlocks, ",")))
+		errs = append(errs, mayChange(fmt.Errorf("network interface %s has its source/destination check on: it would drop traffic for %s (aws ec2 modify-network-interface-attribute --no-source-dest-check)", h.cfg.NetworkInterfaceID, strings.Join(h.cfg.DestinationCIDRBlocks, ","))))
 	}
 	if err := h.validateFence(ctx, r); err != nil {
 		errs = append(errs, err)

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/fstaid/fstaid"
 	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
@@ -161,5 +165,101 @@ func TestAWSTimeoutShorterThanItsWaitsIsAConfigError(t *testing.T) {
 	r := e.start()
 	if code := r.wait(t); code != exitConfig {
 		t.Errorf("fstaidd: exit %d, want 78", code)
+	}
+}
+
+// awsLog collects a daemon's log.
+type awsLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *awsLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+func (l *awsLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
+
+// eniWorld adds a floating ENI on the active and a standby in another
+// availability zone.
+func eniWorld(fake *ec2fake.Server) {
+	fake.AddSubnet(ec2fake.Subnet{ID: "subnet-b", VPCID: "vpc-1", AZ: "us-east-1b", CIDR: "10.0.2.0/24"})
+	fake.AddInstance(ec2fake.Instance{ID: "i-far", AZ: "us-east-1b", SubnetID: "subnet-b", VPCID: "vpc-1"})
+	fake.AddInterface(ec2fake.Interface{ID: "eni-float", SubnetID: "subnet-a", VPCID: "vpc-1", AZ: "us-east-1a", PrivateIPs: []string{"10.0.1.50"},
+		Attachment: &ec2fake.Attachment{ID: "eni-attach-f1", InstanceID: "i-active", DeviceIndex: 1}})
+}
+
+// TestAWSStartupValidation: fstaidd validates the AWS resources when it
+// starts, not only in `fstaidd check`: a standby in another availability
+// zone than its ENI can never work (exit 78, before serving, nothing
+// touched); a stopped standby may change (a warning, and it runs).
+func TestAWSStartupValidation(t *testing.T) {
+	fake, md := awsWorld(t)
+	eniWorld(fake)
+	eni := func(standby string) string {
+		return awsSection(fake, md) + `
+[[aws.eni]]
+name = "floating"
+network_interface_id = "eni-float"
+instance_id = "` + standby + `"
+`
+	}
+	run := func(config string) (*awsLog, chan int, context.CancelFunc) {
+		e := newEnv(t, 0, config)
+		var log awsLog
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		d := &daemon{configPath: e.config, stderr: &log, serving: func([]net.Addr) { log.Write([]byte("SERVING\n")) }}
+		go func() { done <- d.run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("daemon did not stop")
+			}
+		})
+		return &log, done, cancel
+	}
+
+	log, done, _ := run(eni("i-far"))
+	select {
+	case code := <-done:
+		done <- code
+		if code != exitConfig {
+			t.Errorf("standby in another zone: exit %d, want 78", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("fstaidd started with a standby in another availability zone")
+	}
+	want := "aws handler floating: network interface eni-float (subnet subnet-a) is in availability zone us-east-1a but standby instance i-far is in us-east-1b"
+	if s := log.String(); !strings.Contains(s, want) || strings.Contains(s, "SERVING") {
+		t.Errorf("log lacks %q, or it served:\n%s", want, s)
+	}
+	for _, op := range fake.Actions() {
+		if op != "DescribeAddresses" && op != "DescribeInstances" && op != "DescribeNetworkInterfaces" {
+			t.Errorf("start-up validation called %s", op)
+		}
+	}
+
+	// A stopped standby may be started before a failover: a warning.
+	fake.AddInstance(ec2fake.Instance{ID: "i-standby", AZ: "us-east-1a", SubnetID: "subnet-a", VPCID: "vpc-1", State: "stopped"})
+	log, done, cancel := run(eni("i-standby"))
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(log.String(), "SERVING") {
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("a stopped standby stopped fstaidd: exit %d\n%s", code, log.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving:\n%s", log.String())
+		}
+	}
+	cancel()
+	if s := log.String(); !strings.Contains(s, "standby instance i-standby is stopped, not running") || !strings.Contains(s, "must be gone before a failover") {
+		t.Errorf("no warning about the stopped standby:\n%s", s)
 	}
 }
