@@ -178,7 +178,7 @@ func TestENIValidate(t *testing.T) {
 func TestENIStandbyUnfitNeverDetaches(t *testing.T) {
 	for _, tc := range []struct {
 		name, standby, want string
-		setup              func(*ec2fake.Server)
+		setup               func(*ec2fake.Server)
 	}{
 		{"another zone", "i-far", "network interface eni-float (subnet subnet-a) is in availability zone us-east-1a but standby instance i-far is in us-east-1b", nil},
 		{"stopped", "i-standby", "standby instance i-standby is stopped, not running", func(f *ec2fake.Server) {
