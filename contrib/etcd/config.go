@@ -70,6 +70,11 @@ type Config struct {
 	// derived (see WithRoundTiming, MinVerdictTTL). Zero: unknown.
 	Interval   time.Duration `toml:"-"`
 	RoundBound time.Duration `toml:"-"`
+	// Target and Digest are not keys either: the daemon sets them to the
+	// target's identity and a digest of what the monitors must agree on,
+	// for WithVerdictScope.
+	Target string `toml:"-"`
+	Digest string `toml:"-"`
 }
 
 // Values of Config.OnUnavailable.
@@ -264,6 +269,9 @@ func (c *Config) Options(logger *slog.Logger) []Option {
 	}
 	if c.Interval > 0 && c.Quorum > 0 {
 		opts = append(opts, WithRoundTiming(c.Interval, c.RoundBound))
+	}
+	if c.Target != "" || c.Digest != "" {
+		opts = append(opts, WithVerdictScope(c.Target, c.Digest))
 	}
 	if c.MonitorID != "" {
 		opts = append(opts, WithMonitorID(c.MonitorID))

@@ -43,6 +43,8 @@ type Store struct {
 	holderTTL  time.Duration
 	verdictTTL time.Duration
 	ttlSet     bool          // WithVerdictTTL was given
+	target     string        // WithVerdictScope
+	digest     string
 	interval   time.Duration // WithRoundTiming, 0 when not given
 	roundBound time.Duration
 	timeout    time.Duration
@@ -96,6 +98,18 @@ func WithVerdictTTL(d time.Duration) Option {
 // Negative values are an error.
 func WithRoundTiming(interval, roundBound time.Duration) Option {
 	return optionFunc(func(s *Store) { s.interval, s.roundBound = interval, roundBound })
+}
+
+// WithVerdictScope says what this monitor's verdicts are about: the
+// target's identity (a name, an address) and a digest of the settings
+// that must agree between the monitors of one target (the primary check,
+// k). Each verdict carries both, and the Quorum check counts only
+// verdicts whose target and digest equal its own, so a monitor watching
+// another target, or configured otherwise, under the same prefix never
+// confirms a failover; such verdicts are logged and shown as mismatched.
+// Default: empty, and then only verdicts with an empty scope count.
+func WithVerdictScope(target, digest string) Option {
+	return optionFunc(func(s *Store) { s.target, s.digest = target, digest })
 }
 
 // MinVerdictTTL is the shortest verdict TTL with which k-of-n can
@@ -323,6 +337,17 @@ type Status struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Verdicts are the fresh verdicts of every monitor, by monitor ID.
 	Verdicts []Verdict `json:"verdicts"`
+	// Quorum is k once this Store's Verdicts made a Quorum check, else 0.
+	Quorum int `json:"quorum,omitempty"`
+	// Live are the monitors whose fresh verdict matches this monitor's
+	// scope (WithVerdictScope): those a Quorum check counts.
+	Live []string `json:"live,omitempty"`
+	// Mismatched are the monitors whose verdict is about another target
+	// or configuration: never counted.
+	Mismatched []string `json:"mismatched,omitempty"`
+	// Warnings say what keeps k-of-n from working: fewer live monitors
+	// than k, a duplicate monitor ID, mismatched verdicts.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Status reads the record, its holder and every fresh verdict in one
@@ -352,6 +377,25 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	st.Interrupted = st.Record != nil && st.Record.State == fstaid.RecordFailingOver && st.Holder == nil
 	st.Verdicts = decodeVerdicts(resp.Responses[2].GetResponseRange().GetKvs(), s.verdictDir())
 	sort.Slice(st.Verdicts, func(i, j int) bool { return st.Verdicts[i].Monitor < st.Verdicts[j].Monitor })
+	for _, vd := range st.Verdicts {
+		if s.verdicts.matches(vd) {
+			st.Live = append(st.Live, vd.Monitor)
+		} else {
+			st.Mismatched = append(st.Mismatched, vd.Monitor)
+		}
+	}
+	st.Quorum = int(s.verdicts.k.Load())
+	if st.Quorum > 0 && len(st.Live) < st.Quorum {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("only %d live monitor(s) publish verdicts (%s) but quorum is %d: the target can never be confirmed dead until more run",
+			len(st.Live), strings.Join(st.Live, ", "), st.Quorum))
+	}
+	if len(st.Mismatched) > 0 {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("verdicts of %s are about another target or configuration (target %q, config %q here) and do not count",
+			strings.Join(st.Mismatched, ", "), s.target, s.digest))
+	}
+	if err := s.verdicts.Duplicate(); err != nil {
+		st.Warnings = append(st.Warnings, err.Error())
+	}
 	return st, nil
 }
 

@@ -36,7 +36,41 @@ type Verdict struct {
 	Host   string    `json:"host,omitempty"`
 	Round  uint64    `json:"round,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	// PID is the publishing process's, to tell two processes that share
+	// one monitor ID apart.
+	PID int `json:"pid,omitempty"`
+	// Target and Config are the publisher's scope (WithVerdictScope):
+	// only verdicts matching the counting monitor's own count.
+	Target string `json:"target,omitempty"`
+	Config string `json:"config,omitempty"`
 }
+
+// ErrDuplicateMonitor reports that another live process publishes
+// verdicts under this monitor's ID (cloned hosts keep one host name, the
+// default ID): the two write one key, count as one monitor, and k may
+// never be reached. errors.Is(err, ErrDuplicateMonitor) holds for a
+// *DuplicateError.
+var ErrDuplicateMonitor = errors.New("etcd: another live process publishes verdicts under this monitor ID")
+
+// DuplicateError names the other process found writing this monitor's
+// verdict key.
+type DuplicateError struct {
+	Key     string
+	Monitor string
+	// Host and PID are what the other process's verdict says.
+	Host string
+	PID  int
+	// Lease is the other process's verdict lease.
+	Lease int64
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("etcd: monitor ID %q is used by another live process too (host %q, pid %d, lease %x, key %s): both write one verdict key and count as one monitor; give each monitor its own [etcd] monitor_id",
+		e.Monitor, e.Host, e.PID, e.Lease, e.Key)
+}
+
+// Is reports whether target is ErrDuplicateMonitor.
+func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicateMonitor }
 
 // Dead reports whether the verdict is VerdictDead.
 func (v Verdict) Dead() bool { return v.Verdict == VerdictDead }
@@ -80,6 +114,12 @@ type Verdicts struct {
 	wmu     sync.Mutex // serialises writes of our key; guards the fields below
 	lease   clientv3.LeaseID
 	written uint64 // seq of the last write
+	lastRev int64  // the revision of our last write of the key, 0 before
+
+	dmu sync.Mutex
+	dup *DuplicateError // the last duplicate seen by a write, nil when none
+
+	k atomic.Int64 // Quorum's k, once made; for Status
 
 	armed    atomic.Bool // the Monitor is armed (from the observer)
 	observed atomic.Bool // Observer was called
@@ -125,6 +165,7 @@ func (v *Verdicts) publication(dead bool, round uint64, detail string) *publicat
 	host, _ := os.Hostname()
 	p := &publication{seq: v.seq.Add(1), v: Verdict{
 		Monitor: v.s.id, Verdict: VerdictAlive, Time: time.Now(), Host: host, Round: round, Detail: detail,
+		PID: os.Getpid(), Target: v.s.target, Config: v.s.digest,
 	}}
 	if dead {
 		p.v.Verdict = VerdictDead
@@ -160,8 +201,10 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 	// previous verdict counted, although this monitor may now see the
 	// target otherwise. A put alone does not renew the lease; a fresh
 	// lease needs no renewal.
-	fresh := false
+	// A lease that expires between the write and the renewal (or before
+	// the write) takes the verdict with it: write again under a new one.
 	for attempt := 0; ; attempt++ {
+		fresh := false
 		if v.lease == 0 {
 			g, err := v.s.client.Grant(ctx, ttlSeconds(v.s.verdictTTL))
 			if err != nil {
@@ -169,7 +212,13 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 			}
 			v.lease, fresh = g.ID, true
 		}
-		_, err := v.s.client.Put(ctx, key, string(val), clientv3.WithLease(v.lease))
+		err := v.put(ctx, key, string(val))
+		if err == nil && !fresh {
+			_, err = v.s.client.KeepAliveOnce(ctx, v.lease)
+			if err != nil && !leaseNotFound(err) {
+				return v.s.unavailable("renewing the verdict lease", err)
+			}
+		}
 		if err == nil {
 			break
 		}
@@ -183,18 +232,157 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 		v.revokeLocked(ctx)
 		return v.s.unavailable("publishing the verdict", err)
 	}
-	if !fresh {
-		if _, err := v.s.client.KeepAliveOnce(ctx, v.lease); err != nil {
-			if leaseNotFound(err) {
-				// Expired between the put and the renewal, taking the new
-				// verdict with it: the next publication takes a new lease.
-				v.lease = 0
-			}
-			return v.s.unavailable("renewing the verdict lease", err)
-		}
-	}
 	v.written = p.seq
 	return nil
+}
+
+// put writes our verdict key bound to our lease, and finds out whether
+// another process writes it too: the transaction writes only if the key
+// is bound to our lease or does not exist, and otherwise reads it. A key
+// bound to another lease is overwritten (a process that died leaves its
+// verdict until its lease expires), but if it was rewritten since our own
+// last write, another live process publishes under our ID: that is
+// recorded (Duplicate) and logged loudly. v.wmu is held.
+func (v *Verdicts) put(ctx context.Context, key, val string) error {
+	opPut := clientv3.OpPut(key, val, clientv3.WithLease(v.lease))
+	resp, err := v.s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(key), "=", v.lease)).
+		Then(opPut).
+		Else(clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+			[]clientv3.Op{opPut},
+			[]clientv3.Op{clientv3.OpGet(key)})).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if resp.Succeeded {
+		v.lastRev = resp.Header.Revision
+		return nil
+	}
+	inner := resp.Responses[0].GetResponseTxn()
+	if inner.GetSucceeded() {
+		v.lastRev = resp.Header.Revision
+		return nil
+	}
+	var kvs []*mvccpb.KeyValue
+	if rs := inner.GetResponses(); len(rs) > 0 {
+		kvs = rs[0].GetResponseRange().GetKvs()
+	}
+	if len(kvs) > 0 && v.lastRev != 0 && kvs[0].ModRevision != v.lastRev {
+		v.duplicate(key, kvs[0])
+	}
+	presp, err := v.s.client.Put(ctx, key, val, clientv3.WithLease(v.lease))
+	if err != nil {
+		return err
+	}
+	v.lastRev = presp.Header.Revision
+	return nil
+}
+
+func (v *Verdicts) duplicate(key string, kv *mvccpb.KeyValue) {
+	var other Verdict
+	json.Unmarshal(kv.Value, &other)
+	d := &DuplicateError{Key: key, Monitor: v.s.id, Host: other.Host, PID: other.PID, Lease: kv.Lease}
+	v.dmu.Lock()
+	v.dup = d
+	v.dmu.Unlock()
+	v.s.logger.Error("etcd: DUPLICATE MONITOR ID: another live process writes this monitor's verdict key; the two count as one monitor and the quorum may never be reached",
+		"event", "duplicate-monitor-id", "monitor_id", v.s.id, "other_host", other.Host, "other_pid", other.PID, "key", key)
+}
+
+// Duplicate returns the last *DuplicateError a publication found (another
+// live process wrote this monitor's verdict key after this one did), or
+// nil when none was found.
+func (v *Verdicts) Duplicate() error {
+	v.dmu.Lock()
+	defer v.dmu.Unlock()
+	if v.dup == nil {
+		return nil
+	}
+	return v.dup
+}
+
+// CheckUnique checks, before this monitor publishes its first verdict,
+// that no other live process publishes under its monitor ID: it returns
+// a *DuplicateError (ErrDuplicateMonitor) if the verdict key, bound to a
+// lease not ours, is written again while it is watched; nil if there is
+// no such key, or it vanishes (its lease expires) or is not rewritten
+// within what is left of its lease's TTL — a verdict left by an earlier
+// run of this monitor; and an error wrapping fstaid.ErrLockUnavailable
+// when etcd cannot be read. A live publisher writes at least once per
+// TTL (see MinVerdictTTL), so the wait is at most one verdict TTL, and
+// only when a key is there.
+func (v *Verdicts) CheckUnique(ctx context.Context) error {
+	key := v.s.verdictKey()
+	gctx, cancel := v.s.withTimeout(ctx)
+	resp, err := v.s.client.Get(gctx, key)
+	cancel()
+	if err != nil {
+		return v.s.unavailable("reading this monitor's verdict key", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	kv := resp.Kvs[0]
+	v.wmu.Lock()
+	ours := kv.Lease != 0 && clientv3.LeaseID(kv.Lease) == v.lease
+	v.wmu.Unlock()
+	if ours {
+		return nil
+	}
+	wait := v.s.verdictTTL
+	tctx, cancel := v.s.withTimeout(ctx)
+	ttl, err := v.s.client.TimeToLive(tctx, clientv3.LeaseID(kv.Lease))
+	cancel()
+	if err == nil {
+		if ttl.TTL <= 0 {
+			return nil // the lease is gone: so is the key, now
+		}
+		wait = time.Duration(ttl.TTL+1) * time.Second // TTL is rounded down
+	}
+	wctx, wcancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), wait+time.Second)
+	defer wcancel()
+	for wr := range v.s.client.Watch(wctx, key, clientv3.WithRev(resp.Header.Revision+1)) {
+		if err := wr.Err(); err != nil {
+			return v.s.unavailable("watching this monitor's verdict key", err)
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				return nil
+			}
+			var other Verdict
+			json.Unmarshal(ev.Kv.Value, &other)
+			return &DuplicateError{Key: key, Monitor: v.s.id, Host: other.Host, PID: other.PID, Lease: ev.Kv.Lease}
+		}
+	}
+	if ctx.Err() != nil {
+		return v.s.unavailable("watching this monitor's verdict key", ctx.Err())
+	}
+	return nil
+}
+
+// Live counts the monitors that have a fresh verdict matching this
+// monitor's scope (WithVerdictScope), this monitor's included, and
+// returns their IDs, and those whose verdicts do not match.
+func (v *Verdicts) Live(ctx context.Context) (live, mismatched []string, err error) {
+	list, err := v.List(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, vd := range list {
+		if v.matches(vd) {
+			live = append(live, vd.Monitor)
+		} else {
+			mismatched = append(mismatched, vd.Monitor)
+		}
+	}
+	return live, mismatched, nil
+}
+
+// matches reports whether vd is about what this monitor watches.
+func (v *Verdicts) matches(vd Verdict) bool {
+	return vd.Target == v.s.target && vd.Config == v.s.digest
 }
 
 // revokeLocked revokes the verdict lease, withdrawing the verdict at once,
@@ -411,6 +599,7 @@ func (v *Verdicts) Quorum(k int) *Quorum {
 	if k < 1 {
 		panic(fmt.Sprintf("etcd: Quorum(%d): k must be at least 1", k))
 	}
+	v.k.Store(int64(k))
 	return &Quorum{v: v, K: k}
 }
 
@@ -442,13 +631,23 @@ func (q *Quorum) Check(ctx context.Context) error {
 		log.Error("etcd: cannot read the verdicts; vetoing the failover", "error", err)
 		return nil
 	}
-	var dead, alive []string
+	var dead, alive, mismatched []string
 	for _, vd := range list {
-		if vd.Dead() {
+		switch {
+		case !q.v.matches(vd):
+			mismatched = append(mismatched, vd.Monitor)
+		case vd.Dead():
 			dead = append(dead, vd.Monitor)
-		} else {
+		default:
 			alive = append(alive, vd.Monitor)
 		}
+	}
+	if len(mismatched) > 0 {
+		log.Warn("etcd: ignoring verdicts about another target or configuration (their target or config digest differs from this monitor's)",
+			"monitors", mismatched, "target", q.v.s.target, "config", q.v.s.digest)
+	}
+	if err := q.v.Duplicate(); err != nil {
+		log.Error("etcd: counting verdicts while another live process shares this monitor's ID", "error", err)
 	}
 	if len(dead) >= q.K {
 		return fmt.Errorf("etcd: target dead, confirmed by %d of %d required monitors (%s)", len(dead), q.K, strings.Join(dead, ", "))
@@ -456,6 +655,11 @@ func (q *Quorum) Check(ctx context.Context) error {
 	level := slog.LevelDebug // the start-up check: nothing to veto
 	if q.v.armed.Load() {
 		level = slog.LevelWarn
+	}
+	if live := len(dead) + len(alive); live < q.K {
+		log.Log(ctx, level, "etcd: fewer live monitors than the quorum: the target can never be confirmed dead until more publish",
+			"live", live, "required", q.K, "dead", dead, "alive", alive)
+		return nil
 	}
 	log.Log(ctx, level, "etcd: not enough monitors see the target dead: vetoing the failover",
 		"dead", dead, "alive", alive, "required", q.K)

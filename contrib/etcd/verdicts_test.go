@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,7 +228,7 @@ func TestVerdictsClose(t *testing.T) {
 // on and counted for a target this monitor now sees alive.
 func TestFailedPutDoesNotRenewStaleVerdict(t *testing.T) {
 	srv := startEtcd(t)
-	f := &fault{method: "/etcdserverpb.KV/Put"}
+	f := &fault{method: "/etcdserverpb.KV/Txn"} // the verdict write
 	a := newFaultyStore(t, "/stale", "a", endpoints(srv), f, WithVerdictTTL(2*time.Second))
 	b := newStore(t, "/stale", "b", endpoints(srv))
 	ctx := ctxTimeout(t, 30*time.Second)
@@ -257,5 +259,108 @@ func TestFailedPutDoesNotRenewStaleVerdict(t *testing.T) {
 	}
 	if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 1 || vs[0].Dead() {
 		t.Fatalf("verdicts = %+v, %v; want a's alive verdict", vs, err)
+	}
+}
+
+// Two live processes with one monitor ID (cloned hosts): the second finds
+// the first at start (CheckUnique), and once both publish each one's
+// writes find the other's; Status shows it. A verdict left by an earlier
+// run that nobody renews is not a duplicate.
+func TestDuplicateMonitorID(t *testing.T) {
+	srv := startEtcd(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+	a := newStore(t, "/dup", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
+	b := newStore(t, "/dup", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
+
+	// A leftover: a published once and then stopped (died).
+	if err := a.Verdicts().Publish(ctx, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Verdicts().CheckUnique(ctx); err != nil {
+		t.Fatalf("CheckUnique with a verdict nobody renews = %v, want nil", err)
+	}
+
+	// a is alive: it publishes every 300ms, as its rounds would.
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for pctx.Err() == nil {
+			a.Verdicts().Publish(pctx, false, "")
+			select {
+			case <-pctx.Done():
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	eventually(t, 5*time.Second, "a's verdict", func() bool {
+		vs, err := b.Verdicts().List(ctx)
+		return err == nil && len(vs) == 1
+	})
+	err := b.Verdicts().CheckUnique(ctx)
+	var de *DuplicateError
+	if !errors.As(err, &de) || !errors.Is(err, ErrDuplicateMonitor) || de.PID != os.Getpid() {
+		t.Errorf("CheckUnique with a live publisher under the same ID = %v, want a DuplicateError", err)
+	}
+	// Suppose b starts anyway: both writes notice the other.
+	eventually(t, 5*time.Second, "both processes see the duplicate", func() bool {
+		b.Verdicts().Publish(ctx, false, "")
+		return a.Verdicts().Duplicate() != nil && b.Verdicts().Duplicate() != nil
+	})
+	stop()
+	<-done
+	st, err := b.Status(ctx)
+	if err != nil || !strings.Contains(strings.Join(st.Warnings, "\n"), `monitor ID "db-monitor" is used by another live process`) {
+		t.Errorf("Status = %+v, %v; want a duplicate warning", st, err)
+	}
+
+	// Distinct IDs never see one.
+	c := newStore(t, "/dup", "other", endpoints(srv))
+	for range 3 {
+		if err := c.Verdicts().Publish(ctx, true, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Verdicts().Duplicate(); err != nil {
+		t.Errorf("a unique monitor sees a duplicate: %v", err)
+	}
+	if err := c.Verdicts().CheckUnique(ctx); err != nil {
+		t.Errorf("CheckUnique of a monitor holding its own key = %v", err)
+	}
+}
+
+// Verdicts carry the target and a config digest; the Quorum counts only
+// those matching its own, and Status counts the live monitors against k.
+func TestQuorumCountsOnlyMatchingVerdicts(t *testing.T) {
+	srv := startEtcd(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	a := newStore(t, "/scope", "a", endpoints(srv), WithVerdictScope("db1 10.0.0.5:5432", "cfg-1"))
+	b := newStore(t, "/scope", "b", endpoints(srv), WithVerdictScope("db1 10.0.0.5:5432", "cfg-1"))
+	other := newStore(t, "/scope", "c", endpoints(srv), WithVerdictScope("db2 10.0.0.6:5432", "cfg-1"))
+	stale := newStore(t, "/scope", "d", endpoints(srv), WithVerdictScope("db1 10.0.0.5:5432", "cfg-0"))
+	for _, s := range []*Store{a, other, stale} {
+		if err := s.Verdicts().Publish(ctx, true, "primary check failed"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := b.Verdicts().Quorum(2)
+	if err := q.Check(ctx); err != nil {
+		t.Fatalf("Quorum(2) with one matching dead verdict (and two about another target/config) = %v, want a veto", err)
+	}
+	st, err := b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(st.Live) != "[a]" || fmt.Sprint(st.Mismatched) != "[c d]" || st.Quorum != 2 {
+		t.Errorf("Status live %v mismatched %v quorum %d; want [a], [c d], 2", st.Live, st.Mismatched, st.Quorum)
+	}
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "only 1 live monitor(s)") || !strings.Contains(w, "c, d are about another target") {
+		t.Errorf("Status warnings:\n%s", w)
+	}
+	if err := b.Verdicts().Publish(ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Check(ctx); err == nil {
+		t.Error("Quorum(2) with two matching dead verdicts vetoed")
 	}
 }
