@@ -42,8 +42,8 @@ type Store struct {
 	id         string
 	holderTTL  time.Duration
 	verdictTTL time.Duration
-	ttlSet     bool          // WithVerdictTTL was given
-	target     string        // WithVerdictScope
+	ttlSet     bool   // WithVerdictTTL was given
+	target     string // WithVerdictScope
 	digest     string
 	interval   time.Duration // WithRoundTiming, 0 when not given
 	roundBound time.Duration
