@@ -54,7 +54,13 @@
 // Optionally each monitor publishes its verdict on the target every round
 // (Verdicts.Observer), and the Quorum check, used as the secondary check,
 // confirms the target dead only when k distinct monitors say so. See
-// Verdicts for the wiring.
+// Verdicts for the wiring. A verdict lives for the verdict TTL, which must
+// cover the time between two rounds' publications (MinVerdictTTL,
+// WithRoundTiming); only a successful write renews it. Verdicts carry the
+// target and a config digest (WithVerdictScope) and only matching ones
+// count; a second live process under one monitor ID is found
+// (Verdicts.CheckUnique at start, Verdicts.Duplicate while running), and
+// Store.Status counts the live monitors against k.
 //
 // # Lifecycle
 //

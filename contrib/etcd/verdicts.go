@@ -285,8 +285,12 @@ func (v *Verdicts) duplicate(key string, kv *mvccpb.KeyValue) {
 	json.Unmarshal(kv.Value, &other)
 	d := &DuplicateError{Key: key, Monitor: v.s.id, Host: other.Host, PID: other.PID, Lease: kv.Lease}
 	v.dmu.Lock()
+	again := v.dup != nil && v.dup.Lease == d.Lease
 	v.dup = d
 	v.dmu.Unlock()
+	if again {
+		return // logged when first seen; Duplicate and Status keep showing it
+	}
 	v.s.logger.Error("etcd: DUPLICATE MONITOR ID: another live process writes this monitor's verdict key; the two count as one monitor and the quorum may never be reached",
 		"event", "duplicate-monitor-id", "monitor_id", v.s.id, "other_host", other.Host, "other_pid", other.PID, "key", key)
 }

@@ -147,6 +147,11 @@ func (d *daemon) run(ctx context.Context) int {
 			return exitConfig
 		}
 		defer store.Close()
+		if err := etcdStartup(ctx, cfg, store, logger); err != nil {
+			logger.Error("configuration error", "error", err)
+			serveDrain(failLs, configErrorHandler(err), logger)
+			return exitConfig
+		}
 		lock = etcdLock(cfg, store)
 		opts = append(opts, etcdOptions(cfg, store, lock)...)
 	} else {

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -52,7 +57,67 @@ func (d *decoder) etcd(cfg *Config) {
 		}
 		return
 	}
+	ec.Target, ec.Digest = verdictScope(cfg, ec.Quorum)
 	cfg.Etcd = ec
+}
+
+// verdictScope is what every monitor of one target must agree on for
+// their verdicts to count together: the target's name, and a digest of
+// the primary check (what is checked: command, URL without its
+// credentials, address) and k. Timeouts, intervals and the other checks
+// may differ between monitors.
+func verdictScope(cfg *Config, quorum int) (target, digest string) {
+	target = cfg.Global.Target
+	if target == "" {
+		target = fstaid.DefaultTarget
+	}
+	var primary string
+	if p := cfg.Primary; p != nil {
+		u := p.HTTP
+		if pu, err := url.Parse(u); err == nil {
+			u = pu.Redacted()
+		}
+		primary = fmt.Sprintf("command=%q http=%q tcp=%q imds=%v", p.Command, u, p.TCP, p.IMDS)
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "target=%q\nprimary=%s\nquorum=%d\n", target, primary, quorum))
+	return target, hex.EncodeToString(sum[:8])
+}
+
+// etcdStartup is the daemon's start-up check of the verdicts, with a
+// quorum: another live process publishing under this monitor_id is a
+// configuration error (both would count as one monitor: k may never be
+// reached); fewer live monitors than k is logged loudly. etcd being
+// unreachable here only skips the check: Run's start-up decides.
+func etcdStartup(ctx context.Context, cfg *Config, store *etcd.Store, logger *slog.Logger) error {
+	k := cfg.Etcd.Quorum
+	if k <= 0 {
+		return nil
+	}
+	v := store.Verdicts()
+	err := v.CheckUnique(ctx)
+	if errors.Is(err, etcd.ErrDuplicateMonitor) {
+		return fmt.Errorf("%w: [etcd] monitor_id: %w", errConfig, err)
+	}
+	if err != nil {
+		logger.Warn("etcd: cannot check that this monitor_id is unique", "monitor_id", store.MonitorID(), "error", err)
+		return nil
+	}
+	live, mismatched, err := v.Live(ctx)
+	if err != nil {
+		return nil
+	}
+	if !slices.Contains(live, store.MonitorID()) {
+		live = append(live, store.MonitorID())
+	}
+	if len(live) < k {
+		logger.Warn("etcd: fewer live monitors than the quorum: a dead target cannot be confirmed until more monitors run",
+			"event", "quorum-unreachable", "live", live, "quorum", k)
+	}
+	if len(mismatched) > 0 {
+		logger.Warn("etcd: monitors under this prefix publish verdicts about another target or configuration; they do not count",
+			"monitors", mismatched, "target", cfg.Etcd.Target, "config", cfg.Etcd.Digest)
+	}
+	return nil
 }
 
 // roundTiming returns [global] interval and the worst case of a round as
@@ -152,11 +217,27 @@ func etcdCheck(ctx context.Context, cfg *Config) []string {
 	if rec, err := store.Lock().Load(ctx); err == nil && rec != nil {
 		lines = append(lines, fmt.Sprintf("PROBLEM: LOCKED: a failover record exists in etcd (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec)))
 	}
-	if cfg.Etcd.Quorum > 0 {
+	if k := cfg.Etcd.Quorum; k > 0 {
 		if err := store.Verdicts().Probe(ctx); err != nil {
 			lines = append(lines, fmt.Sprintf("PROBLEM: etcd verdicts: %v", err))
 		} else {
-			lines = append(lines, fmt.Sprintf("etcd verdicts: this monitor (%s) may publish; quorum %d", store.MonitorID(), cfg.Etcd.Quorum))
+			lines = append(lines, fmt.Sprintf("etcd verdicts: this monitor (%s) may publish; quorum %d", store.MonitorID(), k))
+		}
+		if live, mismatched, err := store.Verdicts().Live(ctx); err == nil {
+			lines = append(lines, fmt.Sprintf("etcd verdicts: %d live monitor(s) publish about target %q (config %s): %s",
+				len(live), cfg.Etcd.Target, cfg.Etcd.Digest, strings.Join(live, ", ")))
+			// This monitor counts once it runs, whether or not it does now.
+			if !slices.Contains(live, store.MonitorID()) {
+				live = append(live, store.MonitorID())
+			}
+			if len(live) < k {
+				lines = append(lines, fmt.Sprintf("WARNING: only %d monitor(s) (%s, this one included) for quorum %d: a dead target cannot be confirmed until more run",
+					len(live), strings.Join(live, ", "), k))
+			}
+			if len(mismatched) > 0 {
+				lines = append(lines, fmt.Sprintf("WARNING: the verdicts of %s are about another target or configuration and do not count: compare [global] target, [primary] and quorum",
+					strings.Join(mismatched, ", ")))
+			}
 		}
 	}
 	return lines
@@ -173,6 +254,9 @@ func etcdStatus(ctx context.Context, cfg *Config) []string {
 		return []string{"etcd: " + err.Error()}
 	}
 	defer store.Close()
+	if k := cfg.Etcd.Quorum; k > 0 {
+		store.Verdicts().Quorum(k) // Status counts the live monitors against k
+	}
 	st, err := store.Status(ctx)
 	if err != nil {
 		return []string{"etcd: " + err.Error()}
@@ -181,6 +265,9 @@ func etcdStatus(ctx context.Context, cfg *Config) []string {
 	lines := []string{"etcd (all monitors):", string(data)}
 	if st.Interrupted {
 		lines = append(lines, "WARNING: a failover was interrupted (its holder died mid-handler): check the target and the standby by hand")
+	}
+	for _, w := range st.Warnings {
+		lines = append(lines, "WARNING: "+w)
 	}
 	return lines
 }

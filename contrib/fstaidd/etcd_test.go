@@ -256,3 +256,100 @@ func TestRoundTimingMatchesMonitor(t *testing.T) {
 		}
 	}
 }
+
+// watching returns a config like e's but for monitor id: same target,
+// same primary check.
+func (e *env) watching(t *testing.T, section string) string {
+	o := newEnv(t, 0, section)
+	data, _ := os.ReadFile(o.config)
+	os.WriteFile(o.config, []byte(strings.Replace(string(data), o.dir+"/dead", e.dir+"/dead", 1)), 0o644)
+	return o.config
+}
+
+// publishAs keeps publishing "alive" verdicts as monitor id of config
+// (another fstaidd's verdicts, from its own parsed configuration) every
+// 200ms until the test ends.
+func publishAs(t *testing.T, config string) *etcd.Store {
+	t.Helper()
+	cfg, err := LoadConfig(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := etcd.Open(cfg.Etcd, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := store.Verdicts().Publish(ctx, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			store.Verdicts().Publish(ctx, false, "")
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		store.Close()
+	})
+	return store
+}
+
+// Two fstaidd with one monitor_id (cloned hosts): the second refuses to
+// start (78) naming the key, instead of counting as the same monitor.
+func TestEtcdDuplicateMonitorIDRefused(t *testing.T) {
+	endpoint := startEtcd(t)
+	section := etcdSection(endpoint, "db-monitor") + "quorum = 2\n"
+	e := newEnv(t, 0, section)
+	publishAs(t, e.watching(t, section))
+	if code := e.start().wait(t); code != exitConfig {
+		t.Fatalf("second monitor with the same monitor_id: exit %d, want %d", code, exitConfig)
+	}
+}
+
+// fstaidd check and /status count the live monitors against k, and name
+// those whose verdicts are about another target.
+func TestEtcdLiveMonitorsAgainstQuorum(t *testing.T) {
+	endpoint := startEtcd(t)
+	section := func(id string) string { return etcdSection(endpoint, id) + "quorum = 3\n" }
+	e := newEnv(t, 0, section("mon1"))
+	publishAs(t, e.watching(t, section("mon2")))
+	// mon3 watches another target under the same prefix.
+	other := e.watching(t, section("mon3"))
+	data, _ := os.ReadFile(other)
+	os.WriteFile(other, []byte(strings.Replace(string(data), `target = "db1"`, `target = "db2"`, 1)), 0o644)
+	publishAs(t, other)
+	eventually := func(what string, f func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !f(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+		}
+	}
+	var out string
+	eventually("check never saw both publishers", func() bool {
+		_, out = runCmd(t, "check", "-config", e.config)
+		return strings.Contains(out, "1 live monitor(s) publish") && strings.Contains(out, "the verdicts of mon3 are about another target")
+	})
+	if !strings.Contains(out, "WARNING: only 2 monitor(s) (mon2, mon1, this one included) for quorum 3") {
+		t.Errorf("check does not warn about fewer monitors than k:\n%s", out)
+	}
+	r := e.start()
+	st := r.waitState(t, fstaid.StateArmed)
+	eventually("/status never counted mon1", func() bool {
+		st = r.waitState(t, fstaid.StateArmed)
+		return st.Etcd != nil && len(st.Etcd.Live) == 2
+	})
+	w := strings.Join(st.Etcd.Warnings, "\n")
+	if st.Etcd.Quorum != 3 || !strings.Contains(w, "only 2 live monitor(s) publish verdicts (mon1, mon2) but quorum is 3") || !strings.Contains(w, "mon3 are about another target") {
+		t.Errorf("/status etcd: quorum %d live %v warnings:\n%s", st.Etcd.Quorum, st.Etcd.Live, w)
+	}
+}
