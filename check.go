@@ -293,10 +293,16 @@ func runCommand(ctx context.Context, logger *slog.Logger, args, env []string, lo
 	return exitErr.ExitCode(), waitErr
 }
 
+// drainReadSize is drainLines' read buffer: one line's worth. A check's
+// output is usually a few bytes; a larger buffer would only be garbage
+// made twice per command run (issue 17), and a chatty command is read
+// in more, smaller reads with the same result.
+const drainReadSize = maxLineLength
+
 // drainLines reads r to the end, logging at most maxLoggedOutput bytes in
 // lines of at most maxLineLength, and counting the rest.
 func drainLines(r io.Reader, logger *slog.Logger, stream string) {
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, drainReadSize)
 	var line []byte
 	logged, dropped := 0, 0
 	emit := func() {
