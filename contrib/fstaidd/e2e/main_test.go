@@ -33,7 +33,8 @@ const (
 	envRole = "FSTAID_E2E_ROLE"
 	// envFstaidd is the path of the fstaidd binary, built once by the
 	// outer process (which still has the network to reach the module
-	// proxy) and reused by every scenario.
+	// proxy) and reused by every scenario. Set by the caller, it names a
+	// binary to test instead of building one.
 	envFstaidd = "FSTAID_E2E_FSTAIDD"
 	// envRequire, set to 1 (CI does), turns every "cannot run here" skip
 	// into a failure: where the suite is meant to run, a missing tool
@@ -80,7 +81,11 @@ func outer(m *testing.M) int {
 	}
 	defer os.RemoveAll(binDir)
 	bin := filepath.Join(binDir, "fstaidd")
-	if err := buildFstaidd(bin); err != nil {
+	if prebuilt := os.Getenv(envFstaidd); prebuilt != "" {
+		// A binary given from outside (another revision, to show that a
+		// campaign finds its bugs): used as it is.
+		bin = prebuilt
+	} else if err := buildFstaidd(bin); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building fstaidd:", err)
 		return 1
 	}
