@@ -158,7 +158,8 @@ func (d *daemon) run(ctx context.Context) int {
 		opts = append(opts, fstaid.WithLock(lock))
 	}
 	opts = append(opts, fstaid.WithLogger(logger),
-		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe))
+		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe),
+		fstaid.WithObserver(newPageReleaser(logger, os.Getenv).observe))
 	opts = append(opts, d.extraOpts...)
 	m, err := fstaid.New(opts...)
 	if err != nil {

@@ -47,6 +47,7 @@ func version() string {
 }
 
 func main() {
+	tuneGC(os.Getenv) // memory.go
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
