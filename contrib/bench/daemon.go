@@ -36,6 +36,9 @@ type daemonSpec struct {
 	interval string // seconds, as the config writes them
 	primary  string // the [primary] check line: http = ..., tcp = ... or command = ...
 	env      []string
+	// config, when set, writes the whole configuration instead (the
+	// original-format measurement): port, lock directory, handler script.
+	config func(port int, lockDir, handler string) string
 }
 
 // freePort asks the kernel for a free loopback port. (The daemon binds it
@@ -87,6 +90,9 @@ timeout = 30
 %s
 timeout = 1
 `, port, spec.interval, filepath.Join(dir, "lock"), script, spec.primary)
+	if spec.config != nil {
+		conf = spec.config(port, filepath.Join(dir, "lock"), script)
+	}
 	confPath := filepath.Join(dir, "fstaidd.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err

@@ -8,7 +8,10 @@
 //     lock's durable write reported separately;
 //  3. footprint: the real fstaidd watching one target: RSS after minutes
 //     at interval 1s, RSS and heap at 10k vs 50k rounds at 10 ms, CPU per
-//     round for native HTTP, native TCP and curl checks;
+//     round for native HTTP, native TCP and curl checks; original: the
+//     same with the original fstaid's configuration (curl self, primary
+//     and secondary checks), VmRSS, RssAnon, RssFile and PSS by mapping,
+//     beside the original's figures (issue 17);
 //  4. scale: N Monitors in one process (TCP checks, interval 1s) for
 //     N = 100, 1,000, 10,000: CPU share, RSS, round-start lag;
 //  5. coldstart: fstaidd exec → READY=1 on NOTIFY_SOCKET.
@@ -48,8 +51,12 @@ type config struct {
 	cpuRuns int           // rounds per check kind for CPU per round
 	scaleNs []int
 	scaleW  time.Duration // scale measurement window
-	workDir string
-	out     io.Writer
+	// original: fstaidd with an original-format config (issue 17)
+	origRuns int
+	origWait time.Duration
+	bin      string // a prebuilt fstaidd, or "" to build one
+	workDir  string
+	out      io.Writer
 }
 
 func main() {
@@ -58,14 +65,17 @@ func main() {
 	}
 	var (
 		quick  = flag.Bool("quick", false, "shorter runs (same measurements, fewer samples and rounds)")
-		only   = flag.String("only", "", "comma-separated subset: detect,manual,footprint,scale,coldstart (default all; manual and coldstart share their runs)")
+		only   = flag.String("only", "", "comma-separated subset: detect,manual,footprint,original,scale,coldstart (default all; manual and coldstart share their runs)")
 		n      = flag.Int("n", 0, "samples for detect and manual (default 50; 30 with -quick)")
 		rssMin = flag.Float64("rss-minutes", 0, "footprint run at interval 1s, minutes (default 10; 1 with -quick)")
 		rounds = flag.Int("rounds", 0, "footprint rounds at 10 ms for the flatness check (default 50000; 5000 with -quick)")
 		scale  = flag.String("scale", "100,1000,10000", "monitor counts for the scale measurement")
+		binF   = flag.String("bin", "", "measure this fstaidd binary instead of building one from the tree (a before/after comparison)")
+		oRuns  = flag.Int("orig-runs", 2, "original: fresh daemons per variant, one after the other")
+		oSecs  = flag.Float64("orig-seconds", 60, "original: seconds of healthy monitoring before the reading")
 	)
 	flag.Parse()
-	cfg := &config{quick: *quick, only: map[string]bool{}, out: os.Stdout}
+	cfg := &config{quick: *quick, only: map[string]bool{}, out: os.Stdout, bin: *binF}
 	for _, s := range strings.Split(*only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.only[s] = true
@@ -81,6 +91,7 @@ func main() {
 	if *rssMin > 0 {
 		cfg.rssRun = time.Duration(*rssMin * float64(time.Minute))
 	}
+	cfg.origRuns, cfg.origWait = *oRuns, time.Duration(*oSecs*float64(time.Second))
 	if *rounds > 0 {
 		cfg.rounds = *rounds
 	}
@@ -113,8 +124,11 @@ func run(ctx context.Context, cfg *config) int {
 
 	printMachine(cfg.out, cfg)
 	var bin string
-	if cfg.want("manual") || cfg.want("coldstart") || cfg.want("footprint") {
-		bin, err = buildDaemon(ctx, dir)
+	if cfg.want("manual") || cfg.want("coldstart") || cfg.want("footprint") || cfg.want("original") {
+		bin, err = cfg.bin, nil
+		if bin == "" {
+			bin, err = buildDaemon(ctx, dir)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "building fstaidd:", err)
 			return 1
@@ -151,6 +165,9 @@ func run(ctx context.Context, cfg *config) int {
 	}
 	if cfg.want("footprint") && ctx.Err() == nil {
 		report("footprint", footprintRounds(ctx, cfg, bin))
+	}
+	if cfg.want("original") && ctx.Err() == nil {
+		report("original", footprintOriginal(ctx, cfg, bin))
 	}
 	if cfg.want("footprint") {
 		fmt.Fprintf(os.Stderr, "waiting for the %v footprint run at interval 1s\n", cfg.rssRun)
