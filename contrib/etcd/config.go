@@ -32,7 +32,7 @@ import (
 //	cert_file = "/etc/fstaidd/etcd.crt"   # TLS client certificate (optional)
 //	key_file = "/etc/fstaidd/etcd.key"
 //	ca_file = "/etc/fstaidd/etcd-ca.crt"  # CA for the servers (optional)
-//	monitor_id = "mon-a"       # default: the host name
+//	monitor_id = "mon-a"       # default: the host name; unique per monitor
 //	holder_ttl = 10            # liveness lease of the lock holder (default 10)
 //	verdict_ttl = 20           # how long a verdict counts (default: 10, or
 //	                           # interval + the round's worst case if longer;

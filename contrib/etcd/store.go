@@ -66,9 +66,10 @@ type optionFunc func(*Store)
 func (f optionFunc) apply(s *Store) { f(s) }
 
 // WithMonitorID names this monitor in the holder key and its verdict key.
-// Default: the host name. It must be unique among the monitors of one
-// target (two monitors with one ID count as one verdict) and must not
-// contain "/".
+// Default: the host name (which cloned hosts share). It must be unique
+// among the monitors of one target — two live processes with one ID write
+// one verdict key and count as one monitor; Verdicts.CheckUnique and
+// Verdicts.Duplicate find them — and must not contain "/".
 func WithMonitorID(id string) Option { return optionFunc(func(s *Store) { s.id = id }) }
 
 // WithHolderTTL sets the TTL of the lease that shows the lock's holder
