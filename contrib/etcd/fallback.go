@@ -144,6 +144,12 @@ func (f *FallbackLock) Acquire(ctx context.Context, rec *fstaid.Record) error {
 	f.s.logger.Error("etcd unavailable at failover time: taking the local lock instead (on_unavailable = local-lock); another monitor may fail over too",
 		"event", "lock-fallback", "local", fmt.Sprint(f.local), "error", err, "read_error", rerr)
 	if lerr := f.local.Acquire(ctx, rec); lerr != nil {
+		if errors.Is(lerr, fstaid.ErrLockNotDurable) {
+			// Published, so taken: the Monitor runs the handlers and
+			// updates this record.
+			f.held = f.local
+			return lerr
+		}
 		if errors.Is(lerr, fstaid.ErrLocked) {
 			return lerr
 		}

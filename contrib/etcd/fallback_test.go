@@ -3,7 +3,9 @@ package etcd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -248,5 +250,63 @@ func TestFallbackLockNeedsReadToFailToo(t *testing.T) {
 	f.mode.Store(faultNone)
 	if err := fb.Acquire(ctx, testRecord("a")); err != nil || fb.Fallen() {
 		t.Errorf("next Acquire = %v (fallen %v), want the etcd lock", err, fb.Fallen())
+	}
+}
+
+// notDurableLock is a local lock that publishes the record and then
+// reports the directory fsync failed, as fstaid.FileLock does.
+type notDurableLock struct {
+	mu  sync.Mutex
+	rec *fstaid.Record
+}
+
+func (l *notDurableLock) Load(context.Context) (*fstaid.Record, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec, nil
+}
+
+func (l *notDurableLock) Acquire(_ context.Context, rec *fstaid.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rec != nil {
+		return &fstaid.LockedError{Lock: "local", Record: l.rec}
+	}
+	c := *rec
+	l.rec = &c
+	return fmt.Errorf("fstaid: lock local published but not durable: fsync: input/output error: %w", fstaid.ErrLockNotDurable)
+}
+
+func (l *notDurableLock) Update(_ context.Context, rec *fstaid.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := *rec
+	l.rec = &c
+	return nil
+}
+
+func (l *notDurableLock) Done() <-chan struct{} { return nil }
+
+// The local lock of the fallback was taken but is not durable: taken all
+// the same. The failover runs and its record is updated, never "lock
+// unavailable" with a record left behind that blocks every later attempt.
+func TestFallbackLockLocalNotDurableIsTaken(t *testing.T) {
+	srv := startEtcd(t)
+	s := newStore(t, "/fallback-not-durable", "a", endpoints(srv), WithTimeout(500*time.Millisecond))
+	local := &notDurableLock{}
+	f := s.LockWithFallback(local)
+	srv.stop()
+	ctx := ctxTimeout(t, 30*time.Second)
+	rec := testRecord("a")
+	err := f.Acquire(ctx, rec)
+	if !errors.Is(err, fstaid.ErrLockNotDurable) || errors.Is(err, fstaid.ErrLockUnavailable) {
+		t.Fatalf("Acquire = %v, want ErrLockNotDurable alone", err)
+	}
+	rec.State = fstaid.RecordDone
+	if err := f.Update(ctx, rec); err != nil {
+		t.Fatalf("Update after a taken but not durable local lock: %v", err)
+	}
+	if got, _ := local.Load(ctx); got == nil || got.State != fstaid.RecordDone {
+		t.Errorf("local record %+v, want done", got)
 	}
 }
