@@ -48,10 +48,26 @@ func exitCode(err error) int {
 		return exitStartupCheck
 	case errors.Is(err, fstaid.ErrSelfCheck):
 		return exitSelfCheck
+	case errors.Is(err, fstaid.ErrLockUnavailable) && transientLockError(err):
+		return exitSoftware
 	case errors.Is(err, fstaid.ErrLockUnavailable), errors.Is(err, errConfig):
 		return exitConfig
 	}
 	return exitSoftware
+}
+
+// transientLockError reports whether the lock failed for a reason of the
+// moment that a restart may find gone (a full or read-only file system,
+// an I/O error): exit 70 and let systemd retry, rather than 78, which it
+// never restarts. A lock directory that cannot be written for want of
+// permission, or that cannot publish exclusively, stays 78.
+func transientLockError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // drainsOnExit reports whether fstaidd must answer the connections queued
@@ -159,7 +175,7 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 	opts = append(opts, fstaid.WithLogger(logger),
 		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe),
-		fstaid.WithObserver(newPageReleaser(logger, os.Getenv).observe))
+		fstaid.WithObserver(func(fstaid.Notice) {}))
 	opts = append(opts, d.extraOpts...)
 	m, err := fstaid.New(opts...)
 	if err != nil {
