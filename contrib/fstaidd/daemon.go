@@ -175,7 +175,7 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 	opts = append(opts, fstaid.WithLogger(logger),
 		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe),
-		fstaid.WithObserver(func(fstaid.Notice) {}))
+		fstaid.WithObserver(newPageReleaser(logger, os.Getenv).observe))
 	opts = append(opts, d.extraOpts...)
 	m, err := fstaid.New(opts...)
 	if err != nil {

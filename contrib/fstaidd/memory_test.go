@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fstaid/fstaid"
 )
 
 // Without GOGC in the environment fstaidd collects at defaultGCPercent;
@@ -122,5 +125,69 @@ Anonymous:             0 kB
 	want := [][2]uintptr{{0x400000, 0xba1000}, {0xba1000, 0x141c000}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("readOnlyMappings = %#x, want %#x", got, want)
+	}
+}
+
+// The daemon lets go of the start-up pages once armed, unless
+// FSTAIDD_KEEP_STARTUP_PAGES=1.
+func TestDaemonReleasesStartupPagesWhenArmed(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run("keep="+strconv.FormatBool(keep), func(t *testing.T) {
+			if keep {
+				t.Setenv(keepPagesEnv, "1")
+			} else {
+				t.Setenv(keepPagesEnv, "")
+			}
+			e := newEnv(t, 0, "")
+			faultInExecutable(t)
+			ro0, _ := exeRss(t)
+			r := e.start()
+			st := r.waitState(t, fstaid.StateArmed)
+			// Observers run on the monitor's goroutine, in order: two
+			// rounds later the armed notice has been observed.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if r.waitState(t, fstaid.StateArmed).Rounds >= st.Rounds+2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no rounds after arming")
+				}
+			}
+			ro1, _ := exeRss(t)
+			t.Logf("read-only Rss of the binary: %d before start, %d armed", ro0, ro1)
+			if released := ro1 < ro0/2; released != !keep {
+				t.Errorf("read-only Rss %d before start, %d once armed: released = %v, want %v", ro0, ro1, released, !keep)
+			}
+		})
+	}
+}
+
+// faultInExecutable maps every page of the binary's read-only segments
+// again (reading /proc/self/mem faults them in), as the start-up of a
+// fresh process would, whatever earlier tests released.
+func faultInExecutable(t *testing.T) {
+	t.Helper()
+	exe, _ := os.Readlink("/proc/self/exe")
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges, err := readOnlyMappings(smaps, exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := os.Open("/proc/self/mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	buf := make([]byte, 1<<20)
+	for _, r := range ranges {
+		for off := r[0]; off < r[1]; off += uintptr(len(buf)) {
+			n := min(uintptr(len(buf)), r[1]-off)
+			if _, err := mem.ReadAt(buf[:n], int64(off)); err != nil {
+				t.Fatalf("reading %#x: %v", off, err)
+			}
+		}
 	}
 }
