@@ -1161,11 +1161,9 @@ func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err err
 	if errs != nil {
 		rec.State = RecordHandlerFailed
 	}
-	uctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
-	if err := m.lock.Update(uctx, rec); err != nil {
+	if err := m.updateRecord(ctx, rec); err != nil {
 		m.logger.Error("failover done, but the record could not be updated with its outcome", "lock", m.lockName(), "error", err)
 	}
-	cancel()
 	if rec.LockLost {
 		m.logger.Error("the failover lock was lost while the handlers ran", "lock", m.lockName())
 	}
@@ -1194,6 +1192,32 @@ func (m *Monitor) endAttempt(prev Status, err error) {
 	m.mu.Unlock()
 	m.setState(n)
 	m.gate.end()
+}
+
+// updateRetry is the pause between attempts to write a failover's
+// outcome.
+const updateRetry = 500 * time.Millisecond
+
+// updateRecord writes the failover's outcome, retrying within the lock
+// timeout: a store briefly without a quorum (an etcd election) or a file
+// system briefly full would otherwise leave the record failing-over,
+// which reads as an interrupted failover. A record that is no longer
+// this Monitor's (ErrLocked) is final.
+func (m *Monitor) updateRecord(ctx context.Context, rec *Record) error {
+	uctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
+	defer cancel()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		err := m.lock.Update(uctx, rec)
+		if err == nil || errors.Is(err, ErrLocked) {
+			return err
+		}
+		m.logger.Warn("writing the failover's outcome to the record failed; retrying", "lock", m.lockName(), "error", err)
+		if !m.sleep(uctx, timer, updateRetry) {
+			return err
+		}
+	}
 }
 
 // finish ends the failover for good with its result, releases the gate

@@ -334,3 +334,56 @@ func TestFailWithoutRunLeavesNoDeadline(t *testing.T) {
 		}
 	})
 }
+
+// flakyUpdateLock fails its first Updates, as an etcd without a quorum
+// for a moment, or a lock directory full for a moment, does.
+type flakyUpdateLock struct {
+	memLock
+	failUpdates int
+	calls       int
+}
+
+func (l *flakyUpdateLock) Update(ctx context.Context, rec *fstaid.Record) error {
+	l.memLock.mu.Lock()
+	l.calls++
+	fail := l.failUpdates > 0
+	if fail {
+		l.failUpdates--
+	}
+	l.memLock.mu.Unlock()
+	if fail {
+		return fmt.Errorf("%w: updating the record: no leader", fstaid.ErrLockUnavailable)
+	}
+	return l.memLock.Update(ctx, rec)
+}
+
+// The failover's outcome reaches the record although the lock refused
+// the first writes: retried within the lock timeout. Found by the fault
+// campaign (etcd/3010: an etcd member killed as the handler finished left
+// the record failing-over, read as an interrupted failover).
+func TestRecordUpdateRetriedWithinLockTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &flakyUpdateLock{failUpdates: 5}
+		m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second),
+			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(l),
+			fstaid.WithLockTimeout(10*time.Second))
+		if _, err := m.Fail(t.Context()); err != nil {
+			t.Fatalf("Fail = %v", err)
+		}
+		if rec := l.record(); rec.State != fstaid.RecordDone || l.calls != 6 {
+			t.Errorf("record %+v after %d Updates, want done after 6", rec, l.calls)
+		}
+		// An Update that never succeeds gives up at the lock timeout.
+		l2 := &flakyUpdateLock{failUpdates: 1 << 30}
+		m2 := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second),
+			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(l2),
+			fstaid.WithLockTimeout(10*time.Second))
+		start := time.Now()
+		if _, err := m2.Fail(t.Context()); err != nil {
+			t.Fatalf("Fail = %v", err)
+		}
+		if d := time.Since(start); d < 10*time.Second || d > 11*time.Second {
+			t.Errorf("gave up after %v, want the lock timeout (10 s)", d)
+		}
+	})
+}
