@@ -625,6 +625,10 @@ func (d *decoder) users(root *table) []User {
 		u.Password, _ = t.str("password")
 		if u.UserID == "" {
 			d.errorf(t.name, "userid", "is required")
+		} else if strings.Contains(u.UserID, ":") {
+			// Basic auth splits "user:password" at the first colon, so
+			// such a user could never log in.
+			d.errorf(t.name, "userid", "%q contains ':', which HTTP basic auth cannot carry in a user name", u.UserID)
 		} else if seen[u.UserID] {
 			d.errorf(t.name, "userid", "duplicate user %q", u.UserID)
 		}

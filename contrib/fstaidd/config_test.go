@@ -119,6 +119,7 @@ func TestConfigErrors(t *testing.T) {
 		{"proxy without http", strings.Replace(validBase, "command = \"true\"", "command = \"true\"\nproxy = \"http://b:1\"", 1), []string{"[primary] proxy: applies only to an http check"}},
 		{"secondary alone is validated", validBase + "[secondary]\ntimeout = 0\n", []string{"[secondary] command: is required", "[secondary] timeout: must be more than 0 seconds"}},
 		{"user fields", validBase + "[[user]]\nuserid = \"\"\n[[user]]\nuserid = \"a\"\npassword = \"x\"\n[[user]]\nuserid = \"a\"\npassword = \"y\"\n", []string{"[user 1] userid: is required", "[user 1] password: is required", `[user 3] userid: duplicate user "a"`}},
+		{"userid with a colon", validBase + "[[user]]\nuserid = \"ok\"\npassword = \"x\"\n[[user]]\nuserid = \"ops:admin\"\npassword = \"x\"\n", []string{`[user 2] userid: "ops:admin" contains ':'`}},
 		{"bcrypt cost", validBase + "[[user]]\nuserid = \"a\"\npassword = \"" + string(hash) + "\"\n", []string{"[user 1] password: bcrypt cost 13 is above 12"}},
 		{"bad bcrypt", validBase + "[[user]]\nuserid = \"a\"\npassword = \"$2a$10$short\"\n", []string{"[user 1] password: looks like a bcrypt hash but is not one"}},
 		{"user not array", validBase + "[user]\nuserid = \"a\"\n", []string{"top level user: must be an array of tables ([[user]]), got a table"}},
@@ -228,4 +229,17 @@ func originalConfigF(f *testing.F) string {
 		f.Fatal(err)
 	}
 	return strings.Replace(string(data), `"HANDLER"`, `"`+exe+`"`, 1)
+}
+
+// A user name with a colon could never log in (basic auth splits at the
+// first colon): the daemon refuses the config with 78, naming the user.
+func TestUserIDWithColonRefused(t *testing.T) {
+	e := newEnv(t, 0, "[[user]]\nuserid = \"ops\"\npassword = \"pw\"\n[[user]]\nuserid = \"ops:admin\"\npassword = \"pw\"\n")
+	if code := e.start().wait(t); code != exitConfig {
+		t.Errorf("fstaidd with a colon in a userid: exit %d, want %d", code, exitConfig)
+	}
+	code, out := runCmd(t, "check", "-config", e.config)
+	if code != exitConfig || !strings.Contains(out, `[user 2] userid: "ops:admin" contains ':'`) {
+		t.Errorf("fstaidd check with a colon in a userid = %d:\n%s", code, out)
+	}
 }
