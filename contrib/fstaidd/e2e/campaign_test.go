@@ -112,6 +112,15 @@ type histEvent struct {
 	what string
 }
 
+// sample is one GET /status of a monitor, from sent to got.
+type sample struct {
+	m         string
+	sent, got time.Time
+	pid       int
+	state     string
+	deadline  time.Time
+}
+
 // schedule is one seeded run.
 type schedule struct {
 	t    *testing.T
@@ -139,7 +148,8 @@ type schedule struct {
 	exits map[string][]int
 	// manual reports that a POST /fail was sent.
 	manual bool
-	// targetDied reports that the target was made to fail at some point.
+	// targetDied reports that the target was made to fail, flap, hang
+	// or lose its link at some point.
 	targetDied bool
 	// stopped etcd members and monitors, to SIGCONT at the heal.
 	stoppedProcs map[*proc]bool
@@ -147,6 +157,8 @@ type schedule struct {
 	etcdDown map[string]bool
 	cuts     map[string]bool
 	routes   [][2]string
+	// samples are every monitor's states, polled through the schedule.
+	samples []sample
 }
 
 func newSchedule(t *testing.T, n *etcdNet, mode campaignMode, seed uint64) *schedule {
@@ -282,6 +294,36 @@ func (sc *schedule) supervise(stop <-chan struct{}) {
 			sc.startMonitor(m)
 		}
 	}
+}
+
+// poll records every monitor's /status every 100 ms until stop is
+// closed: the states and deadlines of the history.
+func (sc *schedule) poll(stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	for _, m := range sc.mode.monitors {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				d := sc.daemon(m)
+				if d == nil || d.exited() {
+					continue
+				}
+				sent := time.Now()
+				st, err := d.status()
+				if err != nil {
+					continue
+				}
+				sc.mu.Lock()
+				sc.samples = append(sc.samples, sample{m: m, sent: sent, got: time.Now(), pid: st.PID, state: st.State, deadline: st.Deadline})
+				sc.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // restartable reports whether systemd restarts a unit that exited with
@@ -488,6 +530,9 @@ func (sc *schedule) cut(h string, down bool) {
 	}
 	sc.mu.Lock()
 	sc.cuts[h] = down
+	if h == "tgt" && down {
+		sc.targetDied = true // unreachable from every vantage point
+	}
 	sc.mu.Unlock()
 	exec.Command("ip", "-n", h, "link", "set", "eth0", state).Run()
 }
@@ -505,7 +550,8 @@ func (sc *schedule) partition(a, b string, on bool) {
 }
 
 func (sc *schedule) setTarget(mode string) {
-	if mode == "fail" {
+	if mode != "ok" {
+		// Failing, flapping or hanging: some checks rightly fail.
 		sc.mu.Lock()
 		sc.targetDied = true
 		sc.mu.Unlock()
@@ -688,9 +734,12 @@ func (sc *schedule) run() {
 	stop := make(chan struct{})
 	supervised := make(chan struct{})
 	go func() { defer close(supervised); sc.supervise(stop) }()
+	polled := make(chan struct{})
+	go func() { defer close(polled); sc.poll(stop) }()
 	defer func() {
 		close(stop)
 		<-supervised
+		<-polled
 		// The whole history with -v, and always for a failing schedule.
 		t.Logf("seed %d, mode %s; history:\n%s", sc.seed, sc.mode.name, sc.history())
 	}()
@@ -846,6 +895,31 @@ func (sc *schedule) check(mustFailOver bool) {
 			})
 		}
 	}
+	// 2b. While its handler runs, a monitor says failing-over, and its
+	// watchdog deadline is ahead: neither a round nor the watchdog may
+	// cut the failover short.
+	for _, c := range calls {
+		ppid, _ := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(c.dir, "ppid"))))
+		began, ended := mtime(filepath.Join(c.dir, "ppid")), mtime(filepath.Join(c.dir, "finished"))
+		sc.mu.Lock()
+		samples := slices.Clone(sc.samples)
+		sc.mu.Unlock()
+		for _, x := range samples {
+			if x.pid != ppid || !x.sent.After(began) || !x.got.Before(ended) {
+				continue
+			}
+			if x.state != "failing-over" {
+				t.Errorf("INVARIANT one gate: %s (pid %d) said %q at %.3fs while its handler ran (%.3fs to %.3fs)",
+					x.m, x.pid, x.state, x.got.Sub(sc.start).Seconds(), began.Sub(sc.start).Seconds(), ended.Sub(sc.start).Seconds())
+				break
+			}
+			if !x.got.Before(x.deadline) {
+				t.Errorf("INVARIANT watchdog: %s (pid %d) had a deadline %v already past at %.3fs while its handler ran: the watchdog would kill it",
+					x.m, x.pid, x.deadline, x.got.Sub(sc.start).Seconds())
+				break
+			}
+		}
+	}
 	// 3. Liveness: with the target dead for good while every monitor
 	// was armed and everything reachable, a failover began.
 	if mustFailOver && len(calls) == 0 {
@@ -880,4 +954,17 @@ func (sc *schedule) check(mustFailOver bool) {
 		}
 	}
 	sc.mu.Unlock()
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+func mtime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }

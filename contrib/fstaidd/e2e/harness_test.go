@@ -538,6 +538,8 @@ type status struct {
 	LastRound *round  `json:"last_round"`
 	Record    *record `json:"record"`
 	PID       int     `json:"pid"`
+	// Deadline is when the loop must next make progress (the watchdog's).
+	Deadline time.Time `json:"deadline"`
 	// Etcd is the shared view with [etcd]; EtcdError why it is missing.
 	Etcd      *etcdStatus `json:"etcd"`
 	EtcdError string      `json:"etcd_error"`
@@ -741,6 +743,7 @@ d=%q
 n=1
 while ! mkdir "$d/call.$n" 2>/dev/null; do n=$((n+1)); done
 echo $$ > "$d/call.$n/pid"
+echo $PPID > "$d/call.$n/ppid"
 for a in "$@"; do printf '%%s\n' "$a"; done > "$d/call.$n/argv"
 env | grep '^FSTAID_' | sort > "$d/call.$n/env"
 if [ -e %q ]; then cat %q > "$d/call.$n/lock"; else echo MISSING > "$d/call.$n/lock"; fi
@@ -778,6 +781,7 @@ type handlerCall struct {
 	env      map[string]string
 	lock     string // the lock file when the handler started
 	finished bool
+	dir      string // calls/call.N
 }
 
 // handlerCalls returns the handler's runs so far, in order.
@@ -789,7 +793,7 @@ func (s *scenario) handlerCalls() []handlerCall {
 		if _, err := os.Stat(dir); err != nil {
 			return calls
 		}
-		var c handlerCall
+		c := handlerCall{dir: dir}
 		// The handler writes its files in order; wait for the last one
 		// before "finished" (a call that was just starting).
 		waitFor(s.t, 5*time.Second, "the handler to record call "+strconv.Itoa(n), func() bool {
