@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,10 +47,74 @@ func (a *api) handler() http.Handler {
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"message": "pong"})
 	})
-	mux.Handle("/fail", a.authed(http.HandlerFunc(a.fail)))
-	mux.Handle("GET /status", a.authed(http.HandlerFunc(a.status)))
-	mux.Handle("GET /metrics", a.authed(promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{})))
+	mux.Handle("/fail", a.sameOrigin(a.authed(http.HandlerFunc(a.fail))))
+	mux.Handle("GET /status", a.sameOrigin(a.authed(http.HandlerFunc(a.status))))
+	mux.Handle("GET /metrics", a.sameOrigin(a.authed(promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{}))))
 	return mux
+}
+
+// sameOrigin refuses, with 403 and a log line, a request that a browser
+// marks as sent by another site, before any authentication work: without
+// it, any web page open in a browser on the monitor host could POST /fail
+// (a "simple" cross-site request needs no CORS preflight), and with no
+// [[user]] that fails over. curl, scripts and `fstaidd fail` send neither
+// header and pass, as do a browser's own navigations (Sec-Fetch-Site:
+// none) and same-origin requests.
+func (a *api) sameOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		why := crossSite(r)
+		if why == "" && a.auth == nil && !loopbackHost(r.Host) {
+			// Without users only loopback is served; a page whose own
+			// name resolves to 127.0.0.1 (DNS rebinding) is same-origin
+			// with itself, but cannot make its Host a loopback address.
+			why = "Host " + r.Host + " is not a loopback address (no [[user]] is configured)"
+		}
+		if why != "" {
+			a.logger.Warn("cross-site request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
+				"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "host", r.Host, "reason", why)
+			writeJSON(w, http.StatusForbidden, map[string]string{"message": "cross-site request refused: " + why})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// crossSite says why r comes from another site, or "": Sec-Fetch-Site
+// cross-site or same-site, or an Origin that is not this server (its
+// host:port must be the request's Host; the scheme may be http or https,
+// for a TLS proxy in front).
+func crossSite(r *http.Request) string {
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "cross-site", "same-site":
+		return "Sec-Fetch-Site: " + site
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
+		!strings.EqualFold(u.Host, r.Host) {
+		return fmt.Sprintf("Origin %q is not this server (Host %q)", origin, r.Host)
+	}
+	return ""
+}
+
+// loopbackHost reports whether a Host header names loopback ("" is an
+// HTTP/1.0 request without one, which no browser sends).
+func loopbackHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (a *api) authed(next http.Handler) http.Handler {
