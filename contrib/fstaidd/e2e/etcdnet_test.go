@@ -140,7 +140,7 @@ prefix = %q
 dial_timeout = 1
 monitor_id = %q
 holder_ttl = 2
-verdict_ttl = 2
+verdict_ttl = 10
 %s
 [[user]]
 userid = %q

@@ -211,9 +211,11 @@ func (tp *topology) startProxy() {
 // program; if it ever forked, stopping "our" pid would miss the server).
 func waitReady(t *testing.T, p *proc, ready string) {
 	t.Helper()
+	// The file appears before its pid is written in it: wait for both.
 	waitFor(t, 10*time.Second, p.name+" to listen", func() bool {
-		_, err := os.Stat(ready)
-		return err == nil || p.exited()
+		b, err := os.ReadFile(ready)
+		_, perr := strconv.Atoi(string(b))
+		return err == nil && perr == nil || p.exited()
 	})
 	if p.exited() {
 		t.Fatalf("%s exited at start: %s", p.name, tail(p.logPath))
