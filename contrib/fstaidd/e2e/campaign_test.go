@@ -477,10 +477,12 @@ func (sc *schedule) restartIfDown(m string) {
 		return
 	}
 	d := sc.daemon(m)
+	// SIGTERM during a failover lets it finish: up to the handler's
+	// timeout (20 s), and the record's update.
 	select {
 	case <-d.done:
-	case <-time.After(15 * time.Second):
-		sc.t.Errorf("%s did not stop within 15 s of SIGTERM", m)
+	case <-time.After(45 * time.Second):
+		sc.t.Errorf("%s did not stop within 45 s of SIGTERM", m)
 		return
 	}
 	if d.code == 0 {
@@ -607,6 +609,17 @@ func (sc *schedule) readOnlyLockDir(ro bool) {
 
 // heal undoes every fault still in force.
 func (sc *schedule) heal(pending []fault) {
+	// Stopped processes go on first: a pending restart waits for a
+	// monitor to exit, which a stopped one never does.
+	sc.mu.Lock()
+	var frozen []*proc
+	for p := range sc.stoppedProcs {
+		frozen = append(frozen, p)
+	}
+	sc.mu.Unlock()
+	for _, p := range frozen {
+		sc.contProc(p)
+	}
 	for _, f := range pending {
 		if f.undo != nil {
 			f.undo()
