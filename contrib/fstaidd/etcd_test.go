@@ -353,3 +353,36 @@ func TestEtcdLiveMonitorsAgainstQuorum(t *testing.T) {
 		t.Errorf("/status etcd: quorum %d live %v warnings:\n%s", st.Etcd.Quorum, st.Etcd.Live, w)
 	}
 }
+
+// `fstaidd status` with the daemon down and [etcd] alone shows the etcd
+// record, never the unused lock file as "free".
+func TestStatusOfStoppedDaemonShowsTheEtcdRecord(t *testing.T) {
+	endpoint := startEtcd(t)
+	e := newEnv(t, 0, etcdSection(endpoint, "mon1"))
+	cfg, err := LoadConfig(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := openEtcd(cfg, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rec := &fstaid.Record{State: fstaid.RecordDone, Host: "mon-elsewhere", PID: 4242, Time: time.Now(),
+		Event: &fstaid.Event{Reason: fstaid.ReasonAuto, Target: "db1"}}
+	if err := store.Lock().Acquire(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runCmd(t, "status", "-config", e.config, "-addr", "127.0.0.1:1")
+	if code != 1 || !strings.Contains(out, "not reachable") || !strings.Contains(out, "lock: in etcd") ||
+		!strings.Contains(out, `"host": "mon-elsewhere"`) || strings.Contains(out, "free") {
+		t.Errorf("status of a stopped daemon with [etcd] = %d:\n%s", code, out)
+	}
+	// With the local-lock fallback, the file is shown too, named as such.
+	data, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, append(data, "on_unavailable = \"local-lock\"\n"...), 0o644)
+	if _, out := runCmd(t, "status", "-config", e.config, "-addr", "127.0.0.1:1"); !strings.Contains(out, "fallback lock") ||
+		!strings.Contains(out, e.lockPath()+": free") || !strings.Contains(out, `"host": "mon-elsewhere"`) {
+		t.Errorf("status with the local-lock fallback:\n%s", out)
+	}
+}

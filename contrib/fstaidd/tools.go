@@ -244,15 +244,7 @@ func cmdStatus(ctx context.Context, path, addr, user, password string, out, errO
 		} else {
 			fmt.Fprintf(out, "daemon: %s\n", resp.Status)
 		}
-		rec, lerr := fstaid.NewFileLock(cfg.LockFile()).Load(ctx)
-		switch {
-		case lerr != nil:
-			fmt.Fprintf(out, "lock %s: %v\n", cfg.LockFile(), lerr)
-		case rec == nil:
-			fmt.Fprintf(out, "lock %s: free\n", cfg.LockFile())
-		default:
-			fmt.Fprintf(out, "lock %s: LOCKED, %s\n", cfg.LockFile(), describeRecord(rec))
-		}
+		fileLockStatus(ctx, cfg, out)
 	}
 	for _, line := range etcdStatus(ctx, cfg) {
 		fmt.Fprintln(out, line)
@@ -261,6 +253,29 @@ func cmdStatus(ctx context.Context, path, addr, user, password string, out, errO
 		return 1
 	}
 	return 0
+}
+
+// fileLockStatus shows the file lock's state for a daemon that is down.
+// With [etcd] alone the file is never written, so "free" would be a lie:
+// the etcd view that follows is the record.
+func fileLockStatus(ctx context.Context, cfg *Config, out io.Writer) {
+	if !cfg.UsesFileLock() {
+		fmt.Fprintln(out, "lock: in etcd (the lock directory is not used): see the etcd record below")
+		return
+	}
+	name := "lock"
+	if cfg.Etcd != nil {
+		name = "fallback lock (on_unavailable = \"local-lock\")"
+	}
+	rec, err := fstaid.NewFileLock(cfg.LockFile()).Load(ctx)
+	switch {
+	case err != nil:
+		fmt.Fprintf(out, "%s %s: %v\n", name, cfg.LockFile(), err)
+	case rec == nil:
+		fmt.Fprintf(out, "%s %s: free\n", name, cfg.LockFile())
+	default:
+		fmt.Fprintf(out, "%s %s: LOCKED, %s\n", name, cfg.LockFile(), describeRecord(rec))
+	}
 }
 
 const rolesWarning = `WARNING: after a failover the roles are swapped. The standby is now the
