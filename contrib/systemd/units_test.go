@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,15 +23,28 @@ var units = []string{"fstaidd.service", "fstaidd-fail.socket"}
 // unitsLoad is left behind by systemd-analyze verify.
 const unitsLoad = "/run/systemd/systemd-units-load"
 
-// verify runs `systemd-analyze verify` on copies of the units in a fresh
-// directory, with edit applied to the service, and returns its stderr.
-// It fails the test if systemd-analyze cannot run at all.
-func verify(t *testing.T, edit func(service string) string) (stderr string, err error) {
+// needAnalyze returns the path of systemd-analyze. Without it the test
+// is skipped, or fails when FSTAID_E2E_REQUIRE=1 (CI sets it): a check
+// that silently does not run proves nothing.
+func needAnalyze(t *testing.T) string {
 	t.Helper()
-	analyze, lookErr := exec.LookPath("systemd-analyze")
-	if lookErr != nil {
-		t.Skipf("skipped: systemd-analyze not found: %v", lookErr)
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("FSTAID_E2E_REQUIRE") == "1" {
+			t.Fatalf("FSTAID_E2E_REQUIRE=1 but systemd-analyze is not installed (package systemd): %v", err)
+		}
+		t.Skipf("skipped: systemd-analyze not found (package systemd): %v", err)
 	}
+	return analyze
+}
+
+// verify runs `systemd-analyze verify` on copies of the units in a fresh
+// directory, with edit applied to the service and the given drop-ins
+// (paths relative to this directory) in its fstaidd.service.d, and returns
+// its stderr. It fails the test if systemd-analyze cannot run at all.
+func verify(t *testing.T, edit func(service string) string, dropIns ...string) (stderr string, err error) {
+	t.Helper()
+	analyze := needAnalyze(t)
 	if _, err := os.Stat(unitsLoad); errors.Is(err, fs.ErrNotExist) {
 		t.Cleanup(func() { os.RemoveAll(unitsLoad) })
 	}
@@ -57,6 +72,9 @@ func verify(t *testing.T, edit func(service string) string) (stderr string, err 
 		}
 		paths = append(paths, p)
 	}
+	for _, d := range dropIns {
+		copyDropIn(t, d, dir)
+	}
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(t.Context(), analyze, append([]string{"verify"}, paths...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -77,6 +95,27 @@ func TestUnitsVerify(t *testing.T) {
 	stderr, err := verify(t, nil)
 	if err != nil || stderr != "" {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", strings.Join(units, " "), err, stderr)
+	}
+}
+
+func TestUnitsVerifyRootDropIn(t *testing.T) {
+	stderr, err := verify(t, nil, rootDropIn)
+	if err != nil || stderr != "" {
+		t.Errorf("systemd-analyze verify with %s: %v\n%s", rootDropIn, err, stderr)
+	}
+	// A misspelt key in the drop-in must show: otherwise the check above
+	// would pass on a drop-in systemd never read.
+	b, err := os.ReadFile(rootDropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "fstaidd.service.d", "root-handlers.conf")
+	os.MkdirAll(filepath.Dir(bad), 0o755)
+	if err := os.WriteFile(bad, []byte(strings.Replace(string(b), "\nUser=root\n", "\nUsr=root\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if stderr, _ := verify(t, nil, bad); !strings.Contains(stderr, "Usr") {
+		t.Errorf("systemd-analyze verify says nothing about a misspelt key in the drop-in: %q", stderr)
 	}
 }
 
@@ -181,6 +220,152 @@ func TestUnitsSettings(t *testing.T) {
 	for _, ref := range slices.Concat(svc["Service"]["Sockets"], svc["Install"]["Also"], sock["Socket"]["Service"]) {
 		if _, err := os.Stat(ref); err != nil {
 			t.Errorf("a unit refers to %s, which is not here: %v", ref, err)
+		}
+	}
+}
+
+// copyDropIn copies a drop-in of fstaidd.service (a path relative to this
+// directory) into dir/fstaidd.service.d, where systemd-analyze looks for
+// the drop-ins of dir/fstaidd.service.
+func copyDropIn(t *testing.T, dropIn, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(dropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(dir, "fstaidd.service.d", filepath.Base(dropIn))
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// maxExposure is the highest overall exposure `systemd-analyze security`
+// may give the shipped service, with or without the root-handlers
+// drop-in (README.md, "systemd", "Hardening").
+const maxExposure = 3.0
+
+// rootDropIn is the shipped drop-in for handlers that need root.
+const rootDropIn = "fstaidd.service.d/root-handlers.conf"
+
+// exposureRE matches systemd-analyze security's verdict line, e.g.
+// "→ Overall exposure level for fstaidd.service: 1.5 OK 🙂".
+var exposureRE = regexp.MustCompile(`(?m)^→ Overall exposure level for fstaidd\.service: ([0-9]+(?:\.[0-9]+)?) ([A-Z]+)`)
+
+// exposure runs `systemd-analyze security --offline=yes` on a copy of the
+// shipped fstaidd.service, with the given drop-ins (paths relative to this
+// directory) in its fstaidd.service.d, and returns the overall exposure
+// and the full report.
+func exposure(t *testing.T, dropIns ...string) (float64, string) {
+	t.Helper()
+	analyze := needAnalyze(t)
+	if _, err := os.Stat(unitsLoad); errors.Is(err, fs.ErrNotExist) {
+		t.Cleanup(func() { os.RemoveAll(unitsLoad) })
+	}
+	dir := t.TempDir()
+	b, err := os.ReadFile("fstaidd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := filepath.Join(dir, "fstaidd.service")
+	if err := os.WriteFile(unit, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dropIns {
+		copyDropIn(t, d, dir)
+	}
+	cmd := exec.CommandContext(t.Context(), analyze, "security", "--offline=yes", "--no-pager", unit)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	// It exits non-zero only when a --threshold= is exceeded or it cannot
+	// load the unit; the verdict line is what counts.
+	m := exposureRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security --offline=yes fstaidd.service (drop-ins %q): %v; no overall exposure line in:\n%s", dropIns, err, out)
+	}
+	v, perr := strconv.ParseFloat(string(m[1]), 64)
+	if perr != nil {
+		t.Fatalf("systemd-analyze security: exposure %q: %v", m[1], perr)
+	}
+	return v, string(out)
+}
+
+// TestUnitSecurityExposure measures the shipped service's hardening the
+// way an operator would, with `systemd-analyze security`, and fails when
+// the overall exposure is above maxExposure (9.6 UNSAFE before the unit
+// was hardened), for the unit as shipped and with the root-handlers
+// drop-in.
+func TestUnitSecurityExposure(t *testing.T) {
+	shipped, report := exposure(t)
+	t.Logf("fstaidd.service as shipped: exposure %.1f", shipped)
+	if shipped > maxExposure {
+		t.Errorf("fstaidd.service as shipped: overall exposure %.1f, want at most %.1f; report:\n%s", shipped, maxExposure, report)
+	}
+	withRoot, report := exposure(t, rootDropIn)
+	t.Logf("fstaidd.service with %s: exposure %.1f", rootDropIn, withRoot)
+	if withRoot > maxExposure {
+		t.Errorf("fstaidd.service with %s: overall exposure %.1f, want at most %.1f; report:\n%s", rootDropIn, withRoot, maxExposure, report)
+	}
+	// The drop-in was read (it runs as root: it must score worse), else
+	// the second measurement measured the shipped unit again.
+	if withRoot <= shipped {
+		t.Errorf("with %s the exposure is %.1f, not above the shipped unit's %.1f: was the drop-in read?\n%s", rootDropIn, withRoot, shipped, report)
+	}
+	if !strings.Contains(report, "Service runs as root user") {
+		t.Errorf("with %s, systemd-analyze does not see User=root:\n%s", rootDropIn, report)
+	}
+}
+
+// TestUnitRunsUnprivileged pins what the hardening rests on and what the
+// end-to-end suite and the .deb (sysusers.d) assume: the dedicated user,
+// no capabilities, a read-only system, and the address families that the
+// checks, the AWS handlers, etcd, the journal and sd_notify need — and no
+// more.
+func TestUnitRunsUnprivileged(t *testing.T) {
+	svc := parseUnit(t, "fstaidd.service")["Service"]
+	for k, v := range map[string]string{
+		"User":                    "fstaidd",
+		"Group":                   "fstaidd",
+		"UMask":                   "0027",
+		"CapabilityBoundingSet":   "",
+		"NoNewPrivileges":         "yes",
+		"ProtectSystem":           "strict",
+		"ProtectHome":             "yes",
+		"PrivateTmp":              "yes",
+		"PrivateDevices":          "yes",
+		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+		"SystemCallFilter":        "@system-service",
+	} {
+		if got := svc[k]; !slices.Equal(got, []string{v}) {
+			t.Errorf("fstaidd.service [Service] %s = %q, want exactly %q", k, got, v)
+		}
+	}
+	// These would cut a monitor off from its targets, the AWS endpoints
+	// or etcd.
+	for _, k := range []string{"PrivateNetwork", "IPAddressDeny", "IPAddressAllow"} {
+		if v, ok := svc[k]; ok {
+			t.Errorf("fstaidd.service sets %s=%q: fstaidd must reach its targets, IMDS, the EC2 endpoint and etcd", k, v)
+		}
+	}
+	drop := parseUnit(t, rootDropIn)["Service"]
+	if got := drop["User"]; !slices.Equal(got, []string{"root"}) {
+		t.Errorf("%s: User = %q, want root", rootDropIn, got)
+	}
+	for k, want := range map[string][]string{
+		"CapabilityBoundingSet":   {"CAP_NET_ADMIN", "CAP_NET_RAW"},
+		"RestrictAddressFamilies": {"AF_NETLINK", "AF_PACKET", "AF_INET", "AF_UNIX"},
+	} {
+		got := drop[k]
+		if len(got) != 2 || got[0] != "" {
+			t.Errorf("%s: %s = %q, want a reset (empty assignment) and then the full list", rootDropIn, k, got)
+			continue
+		}
+		for _, w := range want {
+			if !slices.Contains(strings.Fields(got[1]), w) {
+				t.Errorf("%s: %s = %q lacks %s", rootDropIn, k, got[1], w)
+			}
 		}
 	}
 }
