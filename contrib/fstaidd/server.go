@@ -63,10 +63,12 @@ func (a *api) handler() http.Handler {
 func (a *api) sameOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		why := crossSite(r)
-		if why == "" && a.auth == nil && !loopbackHost(r.Host) {
+		fromBrowser := r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != ""
+		if why == "" && a.auth == nil && fromBrowser && !loopbackHost(r.Host) {
 			// Without users only loopback is served; a page whose own
 			// name resolves to 127.0.0.1 (DNS rebinding) is same-origin
 			// with itself, but cannot make its Host a loopback address.
+			// Other clients may send any Host.
 			why = "Host " + r.Host + " is not a loopback address (no [[user]] is configured)"
 		}
 		if why != "" {
