@@ -27,6 +27,8 @@ const (
 	sdLockDir = "/var/lib/fstaidd" // StateDirectory=fstaidd of the shipped unit
 	// sdTarget is the target service, on loopback in systemd's namespace.
 	sdTarget = "127.0.0.1:8081"
+	// sdUser is the shipped unit's User= and Group=.
+	sdUser = "fstaidd"
 )
 
 // systemd is a real systemd running as PID 1 of its own pid, mount, uts,
@@ -40,6 +42,8 @@ type systemd struct {
 	pid    int   // systemd's pid, as the harness sees it
 	client *http.Client
 	target *proc
+	uid    int // of sdUser, inside systemd's namespace
+	gid    int
 }
 
 // bootSystemd boots systemd into a minimal target that wants only
@@ -61,11 +65,19 @@ func bootSystemd(t *testing.T) *systemd {
 		cannotRunHere(t, "no cgroup2 hierarchy at /sys/fs/cgroup/unified (hybrid) or /sys/fs/cgroup (unified): systemd needs one")
 	}
 	sd := &systemd{t: t, root: t, work: t.TempDir()}
-	for _, d := range []string{"bin", "units/fstaidd.service.d", "units/fstaidd-fail.socket.d", "calls"} {
+	// The shipped unit runs fstaidd, its checks and its handler as the
+	// user fstaidd: the work directory (bound onto /run/e2e, and 0700 as
+	// t.TempDir makes it) must let that user in.
+	if err := os.Chmod(sd.work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"bin", "units/fstaidd.service.d", "units/fstaidd-fail.socket.d", "etc"} {
 		if err := os.MkdirAll(filepath.Join(sd.work, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	sd.uid, sd.gid = sd.writeUserDB()
+	sd.mkCallsDir()
 	copyFile(t, fstaiddBin, filepath.Join(sd.work, "bin/fstaidd"), 0o755)
 	for _, u := range []string{"fstaidd.service", "fstaidd-fail.socket"} {
 		copyFile(t, filepath.Join(unitsDir, u), filepath.Join(sd.work, "units", u), 0o644)
@@ -96,6 +108,11 @@ ExecStart=`+sdWork+`/bin/fstaidd -config `+sdWork+`/fstaidd.toml
 # Test-only: 30s would make the watchdog scenario take minutes; fstaidd
 # pings every second.
 WatchdogSec=2s
+# Test-only: the handler records its calls for the test to read, as a
+# handler that writes outside the state directory must be allowed to
+# (ProtectSystem=strict makes everything else read-only). Nothing else of
+# the shipped hardening is relaxed.
+ReadWritePaths=`+sdWork+`/calls
 `)
 	writeFile(t, filepath.Join(sd.work, "console.log"), "")
 	sd.writeHandler()
@@ -109,6 +126,11 @@ mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system /run/lock %[2]s
 mount --bind "$W" %[2]s
+# The shipped unit's user fstaidd (the .deb creates it with sysusers.d):
+# copies of the machine's passwd and group with it added, seen only in
+# this mount namespace. The machine's /etc is never changed.
+mount --bind %[2]s/etc/passwd /etc/passwd
+mount --bind %[2]s/etc/group /etc/group
 # Without /var/log/journal, journald keeps the journal in /run (a tmpfs here).
 if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=0755 tmpfs /var/log/journal; fi
 # StateDirectory=fstaidd would create /var/lib/fstaidd on the machine's disk.
@@ -359,6 +381,75 @@ password = %q
 `, extra, sdWork, sdTarget, authUser, authPass))
 }
 
+// writeUserDB writes etc/passwd and etc/group into the work directory:
+// the machine's, with the system user and group fstaidd added under a
+// uid and gid that neither file uses (unless the machine has them
+// already). inner.sh binds them over /etc/passwd and /etc/group in
+// systemd's mount namespace. It returns the uid and gid.
+func (sd *systemd) writeUserDB() (uid, gid int) {
+	t := sd.t
+	t.Helper()
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := os.ReadFile("/etc/group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(db []byte) (byName map[string]int, used map[int]bool) {
+		byName, used = map[string]int{}, map[int]bool{}
+		for _, line := range strings.Split(string(db), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) < 3 {
+				continue
+			}
+			if n, err := strconv.Atoi(f[2]); err == nil {
+				byName[f[0]], used[n] = n, true
+			}
+		}
+		return byName, used
+	}
+	users, usedUIDs := ids(passwd)
+	groups, usedGIDs := ids(group)
+	uid, haveUser := users[sdUser]
+	gid, haveGroup := groups[sdUser]
+	if haveUser != haveGroup {
+		t.Fatalf("this machine has a %s user or group but not both: /etc/passwd %v, /etc/group %v", sdUser, haveUser, haveGroup)
+	}
+	if !haveUser {
+		uid = 0
+		for id := 999; id >= 100; id-- { // systemd's system range
+			if !usedUIDs[id] && !usedGIDs[id] {
+				uid = id
+				break
+			}
+		}
+		if uid == 0 {
+			t.Fatal("no free system uid and gid for the user fstaidd between 100 and 999")
+		}
+		gid = uid
+		passwd = fmt.Appendf(passwd, "%s:x:%d:%d:fstaid failover monitor:%s:/usr/sbin/nologin\n", sdUser, uid, uid, sdLockDir)
+		group = fmt.Appendf(group, "%s:x:%d:\n", sdUser, uid)
+	}
+	writeFile(t, filepath.Join(sd.work, "etc/passwd"), string(passwd))
+	writeFile(t, filepath.Join(sd.work, "etc/group"), string(group))
+	return uid, gid
+}
+
+// mkCallsDir makes the handler's calls directory, writable by the user
+// fstaidd that runs the handler.
+func (sd *systemd) mkCallsDir() {
+	sd.t.Helper()
+	d := filepath.Join(sd.work, "calls")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		sd.t.Fatal(err)
+	}
+	if err := os.Chown(d, sd.uid, sd.gid); err != nil {
+		sd.t.Fatal(err)
+	}
+}
+
 // writeHandler writes the handler (as systemd sees it: /run/e2e).
 func (sd *systemd) writeHandler() {
 	writeFile(sd.t, filepath.Join(sd.work, "handler.sh"), `#!/bin/sh
@@ -367,6 +458,12 @@ n=1
 while ! mkdir "$d/call.$n" 2>/dev/null; do n=$((n+1)); done
 for a in "$@"; do printf '%s\n' "$a"; done > "$d/call.$n/argv"
 env | grep '^FSTAID_' | sort > "$d/call.$n/env"
+id -u > "$d/call.$n/uid"
+if [ -s `+sdWork+`/handler-ip ]; then
+	# What a VIP handler does: needs CAP_NET_ADMIN (root-handlers.conf).
+	ip addr add "$(cat `+sdWork+`/handler-ip)" dev lo > "$d/call.$n/ip.out" 2>&1
+	echo $? > "$d/call.$n/ip.exit"
+fi
 cat `+sdLockDir+`/fstaid.8080.lock > "$d/call.$n/lock" 2>/dev/null || echo MISSING > "$d/call.$n/lock"
 if [ -s `+sdWork+`/handler-sleep ]; then sleep "$(cat `+sdWork+`/handler-sleep)"; fi
 echo finished > "$d/call.$n/finished"
@@ -668,10 +765,15 @@ func TestSystemd(t *testing.T) {
 		if err := os.Rename(filepath.Join(sd.work, "calls"), filepath.Join(sd.work, "calls.stop")); err != nil {
 			t.Fatal(err)
 		}
-		os.Mkdir(filepath.Join(sd.work, "calls"), 0o755)
+		sd.mkCallsDir()
 	})
 
 	step("socket-activation-fails-over", func(t *testing.T) {
+		// The handler also tries what a VIP handler does: the shipped
+		// unit must refuse it (no capabilities), without failing the
+		// handler, which goes on.
+		writeFile(t, filepath.Join(sd.work, "handler-ip"), "192.0.2.1/32")
+		defer os.Remove(filepath.Join(sd.work, "handler-ip"))
 		sd.systemctl("start", "fstaidd-fail.socket")
 		if a := sd.show(svc, "ActiveState"); a != "inactive" {
 			t.Fatalf("fstaidd.service must be stopped for this step: %s", sd.props())
@@ -700,6 +802,28 @@ func TestSystemd(t *testing.T) {
 		r := sd.readLock()
 		if r.State != "done" || r.Event == nil || r.Event.Reason != "manual" || len(r.Handlers) != 1 {
 			t.Errorf("lock record in the state directory = %+v, want done, manual, one handler", r)
+		}
+		// Least privilege, as shipped: the handler ran as fstaidd, could
+		// not touch the network configuration, and the record belongs to
+		// fstaidd and is not world-readable (UMask=0027).
+		if uid, _ := os.ReadFile(filepath.Join(sd.work, "calls", "call.1", "uid")); strings.TrimSpace(string(uid)) != strconv.Itoa(sd.uid) {
+			t.Errorf("the handler ran as uid %q, want %d (the user %s)", strings.TrimSpace(string(uid)), sd.uid, sdUser)
+		}
+		ipExit, _ := os.ReadFile(filepath.Join(sd.work, "calls", "call.1", "ip.exit"))
+		ipOut, _ := os.ReadFile(filepath.Join(sd.work, "calls", "call.1", "ip.out"))
+		if e := strings.TrimSpace(string(ipExit)); e == "" || e == "0" {
+			t.Errorf("ip addr add in the handler of the shipped unit: exit %q, %q; want refused (no AF_NETLINK, no CAP_NET_ADMIN)", e, ipOut)
+		}
+		if out, _ := sd.nsenter("ip", "-o", "addr", "show", "dev", "lo"); strings.Contains(out, "192.0.2.1/32") {
+			t.Errorf("the shipped unit's handler added 192.0.2.1/32 to lo:\n%s", out)
+		}
+		for _, p := range []string{sdLockDir, sdLockDir + "/fstaid.8080.lock"} {
+			var st syscall.Stat_t
+			if err := syscall.Stat(fmt.Sprintf("/proc/%d/root%s", sd.pid, p), &st); err != nil {
+				t.Errorf("stat %s: %v", p, err)
+			} else if int(st.Uid) != sd.uid || st.Mode&0o007 != 0 {
+				t.Errorf("%s: uid %d mode %o, want uid %d (%s) and nothing for others", p, st.Uid, st.Mode&0o777, sd.uid, sdUser)
+			}
 		}
 		time.Sleep(2 * time.Second)
 		if a, n := sd.show(svc, "ActiveState"), sd.show(svc, "NRestarts"); a != "inactive" || n != "0" {
@@ -783,6 +907,54 @@ func TestSystemd(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(sd.work, "calls", "call.2")); err == nil {
 			t.Errorf("the handler ran again")
+		}
+	})
+
+	step("root-handlers-drop-in-moves-an-address", func(t *testing.T) {
+		// The shipped drop-in for handlers that need root: with it, the
+		// handler's `ip addr add` works (in systemd's own network
+		// namespace), and the state directory follows User=root.
+		out, err := sd.nsenter(sdWork+"/bin/fstaidd", "unlock", "-yes", "-config", sdWork+"/fstaidd.toml")
+		if err != nil {
+			t.Fatalf("fstaidd unlock -yes: %v\n%s", err, out)
+		}
+		sd.systemctl("reset-failed", svc)
+		if err := os.Rename(filepath.Join(sd.work, "calls"), filepath.Join(sd.work, "calls.socket")); err != nil {
+			t.Fatal(err)
+		}
+		sd.mkCallsDir()
+		// Root without CAP_DAC_OVERRIDE (not in the drop-in's bounding
+		// set) writes only where root may by ownership.
+		if err := os.Chown(filepath.Join(sd.work, "calls"), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, filepath.Join(unitsDir, "fstaidd.service.d/root-handlers.conf"), filepath.Join(sd.work, "root-handlers.conf"), 0o644)
+		if out, err := sd.nsenter("cp", sdWork+"/root-handlers.conf", "/run/systemd/system/fstaidd.service.d/"); err != nil {
+			t.Fatalf("installing root-handlers.conf: %v\n%s", err, out)
+		}
+		sd.systemctl("daemon-reload")
+		if u := sd.show(svc, "User"); u != "root" {
+			t.Fatalf("with root-handlers.conf, User = %q, want root", u)
+		}
+		writeFile(t, filepath.Join(sd.work, "handler-ip"), "192.0.2.1/32")
+		defer os.Remove(filepath.Join(sd.work, "handler-ip"))
+		code, fr := sd.post()
+		if code != http.StatusOK || fr.Record == nil || fr.Record.State != "done" {
+			t.Fatalf("POST /fail with the root drop-in: %d %+v, want 200 with a done record", code, fr)
+		}
+		sd.waitUnit(15*time.Second, "the unit to exit 10", func() bool {
+			return sd.show(svc, "ActiveState") == "inactive" && sd.show(svc, "ExecMainStatus") == "10"
+		})
+		if uid, _ := os.ReadFile(filepath.Join(sd.work, "calls", "call.1", "uid")); strings.TrimSpace(string(uid)) != "0" {
+			t.Errorf("with root-handlers.conf the handler ran as uid %q, want 0", strings.TrimSpace(string(uid)))
+		}
+		ipExit, _ := os.ReadFile(filepath.Join(sd.work, "calls", "call.1", "ip.exit"))
+		ipOut, _ := os.ReadFile(filepath.Join(sd.work, "calls", "call.1", "ip.out"))
+		if e := strings.TrimSpace(string(ipExit)); e != "0" {
+			t.Errorf("ip addr add with root-handlers.conf: exit %q, %q; want 0", e, ipOut)
+		}
+		if out, _ := sd.nsenter("ip", "-o", "addr", "show", "dev", "lo"); !strings.Contains(out, "192.0.2.1/32") {
+			t.Errorf("192.0.2.1/32 is not on lo in systemd's namespace after the handler:\n%s", out)
 		}
 	})
 }
