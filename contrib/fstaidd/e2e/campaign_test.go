@@ -485,7 +485,9 @@ func (sc *schedule) restartIfDown(m string) {
 		sc.t.Errorf("%s did not stop within 45 s of SIGTERM", m)
 		return
 	}
-	if d.code == 0 {
+	// The operator's restart; also after a SIGKILL that came between
+	// (the supervisor left it alone while it was held down).
+	if d.code == 0 || restartable(d.code) {
 		sc.startMonitor(m)
 	}
 }
