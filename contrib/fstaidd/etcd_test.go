@@ -180,14 +180,17 @@ func TestEtcdBootExitStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	auth := func(password string) string {
-		return etcdSection(endpoint, "mon1") + fmt.Sprintf("dial_timeout = 3\nusername = \"fstaid\"\npassword = %q\n", password)
+	auth := func(password string, dialTimeout int) string {
+		return etcdSection(endpoint, "mon1") + fmt.Sprintf("dial_timeout = %d\nusername = \"fstaid\"\npassword = %q\n", dialTimeout, password)
 	}
-	if code := newEnv(t, 0, auth("wrong")).start().wait(t); code != exitConfig {
+	// A generous dial_timeout for the refusal: etcd's own bcrypt of the
+	// password, under -race on a loaded machine, took longer than 3 s,
+	// and a refusal that comes too late is an outage (70).
+	if code := newEnv(t, 0, auth("wrong", 20)).start().wait(t); code != exitConfig {
 		t.Errorf("wrong password: exit %d, want %d (a refused credential)", code, exitConfig)
 	}
 	stopEtcd()
-	if code := newEnv(t, 0, auth("right")).start().wait(t); code != exitSoftware {
+	if code := newEnv(t, 0, auth("right", 3)).start().wait(t); code != exitSoftware {
 		t.Errorf("etcd down with a username: exit %d, want %d (an outage, restarted)", code, exitSoftware)
 	}
 }
