@@ -139,9 +139,9 @@ type schedule struct {
 	mu      sync.Mutex
 	hist    []histEvent
 	daemons map[string]*daemon
-	// down holds monitors the nemesis stopped on purpose (SIGTERM):
-	// the supervisor leaves them until the heal.
-	down map[string]bool
+	// down holds the monitor processes the nemesis stopped on purpose
+	// (SIGTERM): the supervisor leaves them until the heal.
+	down map[string]*daemon
 	// killedAt is when the nemesis SIGKILLed each monitor.
 	killedAt map[string][]time.Time
 	// exits lists each monitor's exit statuses, in order.
@@ -168,7 +168,7 @@ func newSchedule(t *testing.T, n *etcdNet, mode campaignMode, seed uint64) *sche
 		s:            newScenario(t),
 		prefix:       fmt.Sprintf("/fstaid/campaign/%s/%d", mode.name, seed),
 		daemons:      map[string]*daemon{},
-		down:         map[string]bool{},
+		down:         map[string]*daemon{},
 		killedAt:     map[string][]time.Time{},
 		exits:        map[string][]int{},
 		stoppedProcs: map[*proc]bool{},
@@ -284,14 +284,19 @@ func (sc *schedule) supervise(stop <-chan struct{}) {
 			seen[d.proc] = true
 			sc.mu.Lock()
 			sc.exits[m] = append(sc.exits[m], d.code)
-			held := sc.down[m]
+			held := sc.down[m] == d
 			sc.mu.Unlock()
 			sc.log("%s exited %d", m, d.code)
 			if held || !restartable(d.code) {
 				continue
 			}
 			time.Sleep(restartSec)
-			sc.startMonitor(m)
+			sc.mu.Lock()
+			held = sc.down[m] == d
+			sc.mu.Unlock()
+			if !held {
+				sc.startMonitor(m)
+			}
 		}
 	}
 }
@@ -364,10 +369,14 @@ func (sc *schedule) drawFaults() []fault {
 			m := pickMonitor()
 			f.what = "SIGTERM " + m + ", restart later"
 			f.do = func() {
+				d := sc.daemon(m)
+				if d.exited() {
+					return // already down; the supervisor has it
+				}
 				sc.mu.Lock()
-				sc.down[m] = true
+				sc.down[m] = d
 				sc.mu.Unlock()
-				sc.daemon(m).signal(syscall.SIGTERM)
+				d.signal(syscall.SIGTERM)
 			}
 			f.undo = func() { sc.restartIfDown(m) }
 		case k == 3 && sc.mode.etcd:
@@ -470,13 +479,12 @@ func (sc *schedule) contProc(p *proc) {
 
 func (sc *schedule) restartIfDown(m string) {
 	sc.mu.Lock()
-	down := sc.down[m]
+	d := sc.down[m]
 	delete(sc.down, m)
 	sc.mu.Unlock()
-	if !down {
+	if d == nil {
 		return
 	}
-	d := sc.daemon(m)
 	// SIGTERM during a failover lets it finish: up to the handler's
 	// timeout (20 s), and the record's update.
 	select {
@@ -487,7 +495,7 @@ func (sc *schedule) restartIfDown(m string) {
 	}
 	// The operator's restart; also after a SIGKILL that came between
 	// (the supervisor left it alone while it was held down).
-	if d.code == 0 || restartable(d.code) {
+	if sc.daemon(m) == d && (d.code == 0 || restartable(d.code)) {
 		sc.startMonitor(m)
 	}
 }
