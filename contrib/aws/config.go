@@ -1,42 +1,28 @@
 package aws
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/fstaid/fstaid/contrib/internal/config"
 )
 
-// Duration is a duration in a TOML file: a number of seconds, fractions
-// allowed (as every duration in fstaidd.toml), or a Go duration string
-// such as "1m30s".
+// Duration is a duration in a TOML file, read by the one rule of every
+// duration in fstaidd.toml: a number of seconds, fractions allowed, or a
+// Go duration string such as "1m30s"; not negative, at most 24 hours.
 type Duration time.Duration
 
 // UnmarshalTOML implements toml.Unmarshaler.
 func (d *Duration) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case int64:
-		*d = Duration(time.Duration(v) * time.Second)
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > math.MaxInt64/float64(time.Second) {
-			return fmt.Errorf("duration %v out of range", v)
-		}
-		*d = Duration(time.Duration(v * float64(time.Second)))
-	case string:
-		p, err := time.ParseDuration(v)
-		if err != nil {
-			return err
-		}
-		*d = Duration(p)
-	default:
-		return fmt.Errorf("want a number of seconds or a duration string, not %T", v)
+	p, err := config.ParseSeconds(v)
+	if err != nil {
+		return err
 	}
+	*d = Duration(p)
 	return nil
 }
 
@@ -72,13 +58,13 @@ type ClientConfig struct {
 func (c *ClientConfig) Validate() error {
 	var p problems
 	if c.MaxAttempts < 0 {
-		p.add("max_attempts", "must not be negative")
+		p.Add("max_attempts", "must not be negative")
 	}
 	p.nonNegative("max_backoff", c.MaxBackoff)
 	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "https://") && !strings.HasPrefix(c.Endpoint, "http://") {
-		p.add("endpoint", "want an http:// or https:// URL, not %q", c.Endpoint)
+		p.Add("endpoint", "want an http:// or https:// URL, not %q", c.Endpoint)
 	}
-	return p.err()
+	return p.Err()
 }
 
 // Config is the whole [aws] section of fstaidd.toml: the client settings
@@ -95,90 +81,66 @@ type Config struct {
 	IMDS *IMDSConfig `toml:"imds"`
 }
 
-// DecodeConfig decodes the [aws] section as a TOML decoder left it (a
-// map[string]any) into a Config, refusing unknown keys, and validates it.
-// Every problem is returned at once, each naming its key.
-func DecodeConfig(section map[string]any) (*Config, error) {
-	var buf bytes.Buffer
-	if err := toml.NewEncoder(&buf).Encode(section); err != nil {
-		return nil, fmt.Errorf("[aws]: %w", err)
-	}
+// DecodeSection reads the [aws] table of the daemon's configuration
+// (each key by its type, unknown keys refused with the closest known one)
+// and validates it; every problem goes to the table's collector.
+func DecodeSection(t *config.Table) *Config {
 	var cfg Config
-	md, err := toml.Decode(buf.String(), &cfg)
-	if err != nil {
-		return nil, fmt.Errorf("[aws]: %w", err)
-	}
-	var p problems
-	for _, k := range md.Undecoded() {
-		p.add(k.String(), "unknown key")
-	}
-	if err := cfg.Validate(); err != nil {
-		p.errs = append(p.errs, err)
-	}
-	if err := p.err(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	t.Decode(&cfg)
+	t.Problems().Include("", cfg.Validate())
+	return &cfg
 }
 
-// Validate returns every problem of the section, each naming its key as
-// "aws.elastic_ip[0].allocation_id: ...".
+// Validate returns every problem of the section, each naming its table
+// and key as fstaidd.toml spells them: "[aws] endpoint: ...",
+// "[[aws.elastic_ip]] #1 allocation_id: ...", "[aws.imds] endpoint: ...".
 func (c *Config) Validate() error {
-	var errs []error
-	prefix := func(where string, err error) {
-		if err == nil {
-			return
-		}
-		var p *problemsError
-		if errors.As(err, &p) {
-			for _, e := range p.errs {
-				errs = append(errs, fmt.Errorf("%s.%w", where, e))
-			}
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", where, err))
-	}
-	prefix("aws", c.ClientConfig.Validate())
-	for i := range c.ElasticIP {
-		prefix(fmt.Sprintf("aws.elastic_ip[%d]", i), c.ElasticIP[i].Validate())
-	}
-	for i := range c.ENI {
-		prefix(fmt.Sprintf("aws.eni[%d]", i), c.ENI[i].Validate())
-	}
-	for i := range c.SecondaryIP {
-		prefix(fmt.Sprintf("aws.secondary_ip[%d]", i), c.SecondaryIP[i].Validate())
-	}
-	for i := range c.RouteTable {
-		prefix(fmt.Sprintf("aws.route_table[%d]", i), c.RouteTable[i].Validate())
+	var p config.Problems
+	p.Include(config.TableName("aws"), c.ClientConfig.Validate())
+	for _, h := range c.handlers() {
+		p.Include(h.where, h.validate())
 	}
 	if c.IMDS != nil {
-		prefix("aws.imds", c.IMDS.Validate())
+		p.Include(config.TableName("aws.imds"), c.IMDS.Validate())
 	}
-	errs = append(errs, c.validateFence()...)
-	return errors.Join(errs...)
+	c.validateFence(&p)
+	return p.Err()
 }
 
-// fencer is one handler's fencing settings, with where it is configured.
-type fencer struct {
-	where   string // "aws.elastic_ip[0]"
-	fence   FenceConfig
-	poll    Duration
-	standby string // the standby instance, empty when the handler names none
+// handlerConfig is one configured handler: where it is configured, its
+// fencing settings, and how to validate and build it.
+type handlerConfig struct {
+	where    string // config.ElementName: "[[aws.elastic_ip]] #1"
+	fence    FenceConfig
+	poll     Duration
+	standby  string // the standby instance, empty when the handler names none
+	validate func() error
+	build    func(*ec2.Client, []Option) (Handler, error)
 }
 
-func (c *Config) fencers() []fencer {
-	var out []fencer
-	for i, h := range c.ElasticIP {
-		out = append(out, fencer{fmt.Sprintf("aws.elastic_ip[%d]", i), h.FenceConfig, h.PollInterval, h.InstanceID})
+// handlers lists the configured handlers in the order elastic_ip, eni,
+// secondary_ip, route_table, each in file order.
+func (c *Config) handlers() []handlerConfig {
+	var out []handlerConfig
+	for i := range c.ElasticIP {
+		h := &c.ElasticIP[i]
+		out = append(out, handlerConfig{config.ElementName("aws.elastic_ip", i), h.FenceConfig, h.PollInterval, h.InstanceID, h.Validate,
+			func(cl *ec2.Client, o []Option) (Handler, error) { return NewElasticIP(*h, cl, o...) }})
 	}
-	for i, h := range c.ENI {
-		out = append(out, fencer{fmt.Sprintf("aws.eni[%d]", i), h.FenceConfig, h.PollInterval, h.InstanceID})
+	for i := range c.ENI {
+		h := &c.ENI[i]
+		out = append(out, handlerConfig{config.ElementName("aws.eni", i), h.FenceConfig, h.PollInterval, h.InstanceID, h.Validate,
+			func(cl *ec2.Client, o []Option) (Handler, error) { return NewENI(*h, cl, o...) }})
 	}
-	for i, h := range c.SecondaryIP {
-		out = append(out, fencer{fmt.Sprintf("aws.secondary_ip[%d]", i), h.FenceConfig, h.PollInterval, ""})
+	for i := range c.SecondaryIP {
+		h := &c.SecondaryIP[i]
+		out = append(out, handlerConfig{config.ElementName("aws.secondary_ip", i), h.FenceConfig, h.PollInterval, "", h.Validate,
+			func(cl *ec2.Client, o []Option) (Handler, error) { return NewSecondaryIP(*h, cl, o...) }})
 	}
-	for i, h := range c.RouteTable {
-		out = append(out, fencer{fmt.Sprintf("aws.route_table[%d]", i), h.FenceConfig, h.PollInterval, ""})
+	for i := range c.RouteTable {
+		h := &c.RouteTable[i]
+		out = append(out, handlerConfig{config.ElementName("aws.route_table", i), h.FenceConfig, h.PollInterval, "", h.Validate,
+			func(cl *ec2.Client, o []Option) (Handler, error) { return NewRouteTable(*h, cl, o...) }})
 	}
 	return out
 }
@@ -188,7 +150,7 @@ func (c *Config) fencers() []fencer {
 // (agreed) continue_if_fence_failed, the first fenced handler's poll
 // interval. ok is false when no handler fences.
 func (c *Config) sharedFence() (fc FenceConfig, poll Duration, ok bool) {
-	for _, f := range c.fencers() {
+	for _, f := range c.handlers() {
 		if f.fence.FenceInstanceID == "" {
 			continue
 		}
@@ -203,12 +165,11 @@ func (c *Config) sharedFence() (fc FenceConfig, poll Duration, ok bool) {
 // validateFence checks what one fence per failover needs: every fenced
 // handler names the same instance and agrees on
 // continue_if_fence_failed, and that instance is no handler's standby.
-func (c *Config) validateFence() []error {
-	var errs []error
-	var first *fencer
-	fs := c.fencers()
-	for i := range fs {
-		f := &fs[i]
+func (c *Config) validateFence(p *config.Problems) {
+	var first *handlerConfig
+	hs := c.handlers()
+	for i := range hs {
+		f := &hs[i]
 		if f.fence.FenceInstanceID == "" {
 			continue
 		}
@@ -217,69 +178,46 @@ func (c *Config) validateFence() []error {
 			continue
 		}
 		if f.fence.FenceInstanceID != first.fence.FenceInstanceID {
-			errs = append(errs, fmt.Errorf("%s.fence_instance_id: %q differs from %s.fence_instance_id %q: a failover fences one old active, once, before any move",
-				f.where, f.fence.FenceInstanceID, first.where, first.fence.FenceInstanceID))
+			p.At(f.where, "fence_instance_id", "%q differs from %s fence_instance_id %q: a failover fences one old active, once, before any move",
+				f.fence.FenceInstanceID, first.where, first.fence.FenceInstanceID)
 		} else if f.fence.ContinueIfFenceFailed != first.fence.ContinueIfFenceFailed {
-			errs = append(errs, fmt.Errorf("%s.continue_if_fence_failed: %t differs from %s.continue_if_fence_failed %t: one fence decides for every handler",
-				f.where, f.fence.ContinueIfFenceFailed, first.where, first.fence.ContinueIfFenceFailed))
+			p.At(f.where, "continue_if_fence_failed", "%t differs from %s continue_if_fence_failed %t: one fence decides for every handler",
+				f.fence.ContinueIfFenceFailed, first.where, first.fence.ContinueIfFenceFailed)
 		}
 	}
 	if first != nil {
-		for _, f := range fs {
+		for _, f := range hs {
 			if f.standby != "" && f.standby == first.fence.FenceInstanceID && f.where != first.where {
-				errs = append(errs, fmt.Errorf("%s.instance_id: %q is the instance to fence (%s.fence_instance_id): fencing would stop the new active",
-					f.where, f.standby, first.where))
+				p.At(f.where, "instance_id", "%q is the instance to fence (%s fence_instance_id): fencing would stop the new active",
+					f.standby, first.where)
 			}
 		}
 	}
-	return errs
 }
 
-// problems collects configuration problems, each naming its key.
-type problems struct{ errs []error }
-
-// problemsError is what problems.err returns: errors.Join's shape, one
-// "key: reason" per line, kept apart so Config.Validate can prefix them.
-type problemsError struct{ errs []error }
-
-func (e *problemsError) Error() string   { return errors.Join(e.errs...).Error() }
-func (e *problemsError) Unwrap() []error { return e.errs }
-
-// keyError is one problem: Key then the reason.
-type keyError struct{ Key, Reason string }
-
-func (e *keyError) Error() string { return e.Key + ": " + e.Reason }
-
-func (p *problems) add(key, format string, args ...any) {
-	p.errs = append(p.errs, &keyError{key, fmt.Sprintf(format, args...)})
-}
-
-func (p *problems) err() error {
-	if len(p.errs) == 0 {
-		return nil
-	}
-	return &problemsError{p.errs}
-}
+// problems collects one handler's problems, each naming its key; the
+// whole Config places them (config.Problems.Include).
+type problems struct{ config.Problems }
 
 func (p *problems) nonNegative(key string, d Duration) {
 	if d < 0 {
-		p.add(key, "must not be negative")
+		p.Add(key, "must not be negative")
 	}
 }
 
 func (p *problems) resourceID(key, v, prefix string) {
 	switch {
 	case v == "":
-		p.add(key, "required")
+		p.Add(key, "required")
 	case !strings.HasPrefix(v, prefix) || len(v) <= len(prefix):
-		p.add(key, "%q is not a %s... ID", v, prefix)
+		p.Add(key, "%q is not a %s... ID", v, prefix)
 	}
 }
 
 func (p *problems) ipv4(key, v string) {
 	a, err := netip.ParseAddr(v)
 	if err != nil || !a.Is4() {
-		p.add(key, "%q is not an IPv4 address", v)
+		p.Add(key, "%q is not an IPv4 address", v)
 	}
 }
 
@@ -355,7 +293,7 @@ func (p *problems) timeoutCovers(timeout Duration, fence FenceConfig, waits ...w
 	if len(parts) > 1 {
 		total = fmt.Sprintf(" = %v", sum)
 	}
-	p.add("timeout", "%v%s must be longer than %s%s: the handler would be cut in the middle of a wait (raise timeout or lower the waits)",
+	p.Add("timeout", "%v%s must be longer than %s%s: the handler would be cut in the middle of a wait (raise timeout or lower the waits)",
 		t, def, strings.Join(parts, " + "), total)
 }
 
@@ -368,35 +306,18 @@ func (p *problems) timeoutCovers(timeout Duration, fence FenceConfig, waits ...w
 // problem at once.
 func (c *Config) Handlers(client *ec2.Client, opts ...Option) ([]Handler, error) {
 	var hs []Handler
-	var errs []error
-	add := func(h Handler, err error, where string) {
+	var p config.Problems
+	for _, hc := range c.handlers() {
+		h, err := hc.build(client, opts)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", where, err))
-			return
+			p.Include(hc.where, err)
+			continue
 		}
 		hs = append(hs, h)
 	}
-	for i, cfg := range c.ElasticIP {
-		h, err := NewElasticIP(cfg, client, opts...)
-		add(h, err, fmt.Sprintf("aws.elastic_ip[%d]", i))
-	}
-	for i, cfg := range c.ENI {
-		h, err := NewENI(cfg, client, opts...)
-		add(h, err, fmt.Sprintf("aws.eni[%d]", i))
-	}
-	for i, cfg := range c.SecondaryIP {
-		h, err := NewSecondaryIP(cfg, client, opts...)
-		add(h, err, fmt.Sprintf("aws.secondary_ip[%d]", i))
-	}
-	for i, cfg := range c.RouteTable {
-		h, err := NewRouteTable(cfg, client, opts...)
-		add(h, err, fmt.Sprintf("aws.route_table[%d]", i))
-	}
-	if err := errors.Join(c.validateFence()...); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	c.validateFence(&p)
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	if fc, poll, ok := c.sharedFence(); ok {
 		f := newFence(fc, client, poll, opts)

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/internal/config"
 	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
 
@@ -49,18 +49,20 @@ network_interface_id = "eni-standby0"
 instance_id = "i-monitor"
 `
 
-func decodeSection(t *testing.T, doc string) map[string]any {
+// decodeSection reads the [aws] table of doc through fstaidd's pipeline;
+// err holds every problem.
+func decodeSection(t *testing.T, doc string) (*Config, error) {
 	t.Helper()
-	var root map[string]any
-	if _, err := toml.Decode(doc, &root); err != nil {
+	root, err := config.Parse(doc)
+	if err != nil {
 		t.Fatal(err)
 	}
-	sec, _ := root["aws"].(map[string]any)
-	return sec
+	cfg := DecodeSection(root.Table("aws", true))
+	return cfg, root.Problems().Err()
 }
 
-func TestDecodeConfig(t *testing.T) {
-	cfg, err := DecodeConfig(decodeSection(t, sampleTOML))
+func TestDecodeSection(t *testing.T) {
+	cfg, err := decodeSection(t, sampleTOML)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func TestDecodeConfig(t *testing.T) {
 }
 
 func TestConfigEveryProblemNamesItsKey(t *testing.T) {
-	_, err := DecodeConfig(decodeSection(t, `
+	_, err := decodeSection(t, `
 [aws]
 max_attempts = -1
 endpoint = "ec2.example"
@@ -107,6 +109,10 @@ allocation_id = "eip-1"
 instance_id = "i-1"
 network_interface_id = "eni-1"
 
+[[aws.elastic_ip]]
+allocation_id = "eipalloc-2"
+fence_timout = 5
+
 [[aws.eni]]
 instance_id = "standby"
 device_index = -2
@@ -115,31 +121,37 @@ fence_timeout = 5
 [[aws.secondary_ip]]
 private_ip_addresses = ["10.0.1.300"]
 network_interface_id = "eni-1"
-confirm_timeout = -1
+poll_interval = -1
 
 [[aws.route_table]]
 route_table_ids = ["rtb-1", "table-2"]
 destination_cidr_blocks = ["10.0.255.10", "10.0.255.11/24"]
-`))
+
+[aws.imds]
+endpoint = "imds"
+`)
 	if err == nil {
 		t.Fatal("a bad config decoded")
 	}
 	for _, want := range []string{
-		"colour: unknown key",
-		"aws.max_attempts: must not be negative",
-		`aws.endpoint: want an http:// or https:// URL, not "ec2.example"`,
-		`aws.elastic_ip[0].allocation_id: "eip-1" is not a eipalloc-... ID`,
-		"aws.elastic_ip[0].network_interface_id: set instance_id or network_interface_id, not both",
-		"aws.eni[0].network_interface_id: required",
-		`aws.eni[0].instance_id: "standby" is not a i-... ID`,
-		"aws.eni[0].device_index: must not be negative",
-		"aws.eni[0].fence_instance_id: required when fence_timeout",
-		`aws.secondary_ip[0].private_ip_addresses[0]: "10.0.1.300" is not an IPv4 address`,
-		"aws.secondary_ip[0].confirm_timeout: must not be negative",
-		`aws.route_table[0].route_table_ids[1]: "table-2" is not a rtb-... ID`,
-		`aws.route_table[0].destination_cidr_blocks[0]: "10.0.255.10" is not an IPv4 CIDR block`,
-		`aws.route_table[0].destination_cidr_blocks[1]: "10.0.255.11/24" is not an IPv4 CIDR block`,
-		"aws.route_table[0].network_interface_id: required",
+		"[aws] colour: unknown key",
+		"[aws] max_attempts: must not be negative",
+		`[aws] endpoint: want an http:// or https:// URL, not "ec2.example"`,
+		`[[aws.elastic_ip]] #1 allocation_id: "eip-1" is not a eipalloc-... ID`,
+		"[[aws.elastic_ip]] #1 network_interface_id: set instance_id or network_interface_id, not both",
+		`[[aws.elastic_ip]] #2 fence_timout: unknown key (did you mean "fence_timeout"?)`,
+		"[[aws.elastic_ip]] #2 instance_id: set instance_id or network_interface_id (the standby)",
+		"[[aws.eni]] #1 network_interface_id: required",
+		`[[aws.eni]] #1 instance_id: "standby" is not a i-... ID`,
+		"[[aws.eni]] #1 device_index: must not be negative",
+		"[[aws.eni]] #1 fence_instance_id: required when fence_timeout",
+		`[[aws.secondary_ip]] #1 private_ip_addresses #1: "10.0.1.300" is not an IPv4 address`,
+		"[[aws.secondary_ip]] #1 poll_interval: must be between 0 and 86400 seconds, got -1",
+		`[[aws.route_table]] #1 route_table_ids #2: "table-2" is not a rtb-... ID`,
+		`[[aws.route_table]] #1 destination_cidr_blocks #1: "10.0.255.10" is not an IPv4 CIDR block`,
+		`[[aws.route_table]] #1 destination_cidr_blocks #2: "10.0.255.11/24" is not an IPv4 CIDR block`,
+		"[[aws.route_table]] #1 network_interface_id: required",
+		`[aws.imds] endpoint: want an http:// URL, not "imds"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
@@ -210,11 +222,17 @@ func TestNewClientDefaultChainAndRetryer(t *testing.T) {
 }
 
 func TestHandlerTimeoutAndReport(t *testing.T) {
-	cfg, err := DecodeConfig(map[string]any{
-		"region":     "eu-west-1",
-		"elastic_ip": []map[string]any{{"allocation_id": "eipalloc-1", "instance_id": "i-1", "timeout": 90}},
-		"eni":        []map[string]any{{"network_interface_id": "eni-1", "instance_id": "i-2"}},
-	})
+	cfg, err := decodeSection(t, `
+[aws]
+region = "eu-west-1"
+[[aws.elastic_ip]]
+allocation_id = "eipalloc-1"
+instance_id = "i-1"
+timeout = "1m30s"
+[[aws.eni]]
+network_interface_id = "eni-1"
+instance_id = "i-2"
+`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +246,7 @@ func TestHandlerTimeoutAndReport(t *testing.T) {
 	if r, ok := hs[0].(fstaid.Reporter); !ok || r.Report() != nil {
 		t.Errorf("a handler that has not run must report nil, got %v", r.Report())
 	}
-	if _, err := DecodeConfig(map[string]any{"region": "x", "eni": []map[string]any{{"network_interface_id": "eni-1", "instance_id": "i-2", "timeout": -1}}}); err == nil || !strings.Contains(err.Error(), "timeout") {
+	if _, err := decodeSection(t, "[aws]\nregion = \"x\"\n[[aws.eni]]\nnetwork_interface_id = \"eni-1\"\ninstance_id = \"i-2\"\ntimeout = -1\n"); err == nil || !strings.Contains(err.Error(), "[[aws.eni]] #1 timeout: must be between 0 and 86400 seconds, got -1") {
 		t.Errorf("negative timeout: %v", err)
 	}
 }
@@ -240,25 +258,46 @@ func TestHandlerTimeoutAndReport(t *testing.T) {
 func TestTimeoutMustCoverTheWaits(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		h    map[string]any
+		h    string
 		kind string
 		want string // "" = accepted
 	}{
-		{"fenced eip, timeout 30", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "fence_instance_id": "i-2", "timeout": 30},
-			"elastic_ip", "aws.elastic_ip[0].timeout: 30s must be longer than fence_timeout 2m0s (default) + confirm_timeout 30s (default) = 2m30s"},
-		{"eip, timeout equal to confirm", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "timeout": 30},
-			"elastic_ip", "aws.elastic_ip[0].timeout: 30s must be longer than confirm_timeout 30s (default)"},
-		{"eip, timeout 31", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "timeout": 31}, "elastic_ip", ""},
-		{"default timeout, long fence", map[string]any{"allocation_id": "eipalloc-1", "instance_id": "i-1", "fence_instance_id": "i-2", "fence_timeout": 290},
-			"elastic_ip", "aws.elastic_ip[0].timeout: 5m0s (default) must be longer than fence_timeout 4m50s + confirm_timeout 30s (default) = 5m20s"},
-		{"eni", map[string]any{"network_interface_id": "eni-1", "instance_id": "i-1", "timeout": 100, "detach_timeout": 50},
-			"eni", "aws.eni[0].timeout: 1m40s must be longer than detach_timeout 50s + attach_timeout 1m0s (default) = 1m50s"},
-		{"secondary_ip", map[string]any{"private_ip_addresses": []string{"10.0.1.100"}, "network_interface_id": "eni-1", "fence_instance_id": "i-2", "fence_timeout": 10, "confirm_timeout": 10, "timeout": 20},
-			"secondary_ip", "aws.secondary_ip[0].timeout: 20s must be longer than fence_timeout 10s + confirm_timeout 10s = 20s"},
-		{"route_table", map[string]any{"route_table_ids": []string{"rtb-1"}, "destination_cidr_blocks": []string{"10.0.255.10/32"}, "network_interface_id": "eni-1", "timeout": 5},
-			"route_table", "aws.route_table[0].timeout: 5s must be longer than confirm_timeout 30s (default)"},
+		{"fenced eip, timeout 30", `allocation_id = "eipalloc-1"
+instance_id = "i-1"
+fence_instance_id = "i-2"
+timeout = 30`,
+			"elastic_ip", "[[aws.elastic_ip]] #1 timeout: 30s must be longer than fence_timeout 2m0s (default) + confirm_timeout 30s (default) = 2m30s"},
+		{"eip, timeout equal to confirm", `allocation_id = "eipalloc-1"
+instance_id = "i-1"
+timeout = 30`,
+			"elastic_ip", "[[aws.elastic_ip]] #1 timeout: 30s must be longer than confirm_timeout 30s (default)"},
+		{"eip, timeout 31", `allocation_id = "eipalloc-1"
+instance_id = "i-1"
+timeout = 31`, "elastic_ip", ""},
+		{"default timeout, long fence", `allocation_id = "eipalloc-1"
+instance_id = "i-1"
+fence_instance_id = "i-2"
+fence_timeout = 290`,
+			"elastic_ip", "[[aws.elastic_ip]] #1 timeout: 5m0s (default) must be longer than fence_timeout 4m50s + confirm_timeout 30s (default) = 5m20s"},
+		{"eni", `network_interface_id = "eni-1"
+instance_id = "i-1"
+timeout = 100
+detach_timeout = 50`,
+			"eni", "[[aws.eni]] #1 timeout: 1m40s must be longer than detach_timeout 50s + attach_timeout 1m0s (default) = 1m50s"},
+		{"secondary_ip", `private_ip_addresses = ["10.0.1.100"]
+network_interface_id = "eni-1"
+fence_instance_id = "i-2"
+fence_timeout = 10
+confirm_timeout = 10
+timeout = 20`,
+			"secondary_ip", "[[aws.secondary_ip]] #1 timeout: 20s must be longer than fence_timeout 10s + confirm_timeout 10s = 20s"},
+		{"route_table", `route_table_ids = ["rtb-1"]
+destination_cidr_blocks = ["10.0.255.10/32"]
+network_interface_id = "eni-1"
+timeout = 5`,
+			"route_table", "[[aws.route_table]] #1 timeout: 5s must be longer than confirm_timeout 30s (default)"},
 	} {
-		_, err := DecodeConfig(map[string]any{"region": "us-east-1", tc.kind: []map[string]any{tc.h}})
+		_, err := decodeSection(t, "[aws]\nregion = \"us-east-1\"\n[[aws."+tc.kind+"]]\n"+tc.h+"\n")
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v, want accepted", tc.name, err)

@@ -39,9 +39,9 @@ func (c *ElasticIPConfig) Validate() error {
 	p.resourceID("allocation_id", c.AllocationID, "eipalloc-")
 	switch {
 	case c.InstanceID == "" && c.NetworkInterfaceID == "":
-		p.add("instance_id", "set instance_id or network_interface_id (the standby)")
+		p.Add("instance_id", "set instance_id or network_interface_id (the standby)")
 	case c.InstanceID != "" && c.NetworkInterfaceID != "":
-		p.add("network_interface_id", "set instance_id or network_interface_id, not both")
+		p.Add("network_interface_id", "set instance_id or network_interface_id, not both")
 	case c.InstanceID != "":
 		p.resourceID("instance_id", c.InstanceID, "i-")
 	default:
@@ -49,17 +49,17 @@ func (c *ElasticIPConfig) Validate() error {
 	}
 	if c.PrivateIPAddress != "" {
 		if c.NetworkInterfaceID == "" {
-			p.add("private_ip_address", "only with network_interface_id")
+			p.Add("private_ip_address", "only with network_interface_id")
 		}
 		p.ipv4("private_ip_address", c.PrivateIPAddress)
 	}
 	if c.FenceInstanceID != "" && c.FenceInstanceID == c.InstanceID {
-		p.add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
+		p.Add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
 	}
 	c.FenceConfig.validate(&p)
 	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
 	c.WaitConfig.validate(&p)
-	return p.err()
+	return p.Err()
 }
 
 // ElasticIP moves an Elastic IP: DescribeAddresses (where it is),

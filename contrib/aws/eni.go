@@ -55,18 +55,18 @@ func (c *ENIConfig) Validate() error {
 	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
 	p.resourceID("instance_id", c.InstanceID, "i-")
 	if c.DeviceIndex < 0 {
-		p.add("device_index", "must not be negative")
+		p.Add("device_index", "must not be negative")
 	}
 	p.nonNegative("detach_timeout", c.DetachTimeout)
 	p.nonNegative("attach_timeout", c.AttachTimeout)
 	p.nonNegative("poll_interval", c.PollInterval)
 	p.nonNegative("timeout", c.Timeout)
 	if c.FenceInstanceID != "" && c.FenceInstanceID == c.InstanceID {
-		p.add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
+		p.Add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
 	}
 	c.FenceConfig.validate(&p)
 	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"detach_timeout", c.DetachTimeout, DefaultDetachTimeout}, wait{"attach_timeout", c.AttachTimeout, DefaultAttachTimeout})
-	return p.err()
+	return p.Err()
 }
 
 func (c *ENIConfig) deviceIndex() int32 {

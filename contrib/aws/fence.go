@@ -45,7 +45,7 @@ func (c *FenceConfig) validate(p *problems) {
 	}
 	p.nonNegative("fence_timeout", c.FenceTimeout)
 	if c.FenceInstanceID == "" && (c.FenceTimeout != 0 || c.ContinueIfFenceFailed) {
-		p.add("fence_instance_id", "required when fence_timeout or continue_if_fence_failed is set")
+		p.Add("fence_instance_id", "required when fence_timeout or continue_if_fence_failed is set")
 	}
 }
 

@@ -31,12 +31,12 @@ type IMDSConfig struct {
 func (c *IMDSConfig) Validate() error {
 	var p problems
 	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
-		p.add("endpoint", "want an http:// URL, not %q", c.Endpoint)
+		p.Add("endpoint", "want an http:// URL, not %q", c.Endpoint)
 	}
 	if c.InstanceID != "" {
 		p.resourceID("instance_id", c.InstanceID, "i-")
 	}
-	return p.err()
+	return p.Err()
 }
 
 // IMDSCheck is a native IMDSv2 check, what the original's example does

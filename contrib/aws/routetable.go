@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/internal/config"
 )
 
 // RouteTableConfig is one [[aws.route_table]]: point existing routes (an
@@ -37,25 +38,25 @@ type RouteTableConfig struct {
 func (c *RouteTableConfig) Validate() error {
 	var p problems
 	if len(c.RouteTableIDs) == 0 {
-		p.add("route_table_ids", "required")
+		p.Add("route_table_ids", "required")
 	}
 	for i, id := range c.RouteTableIDs {
-		p.resourceID(fmt.Sprintf("route_table_ids[%d]", i), id, "rtb-")
+		p.resourceID(config.ValueName("route_table_ids", i), id, "rtb-")
 	}
 	if len(c.DestinationCIDRBlocks) == 0 {
-		p.add("destination_cidr_blocks", "required")
+		p.Add("destination_cidr_blocks", "required")
 	}
 	for i, d := range c.DestinationCIDRBlocks {
 		pr, err := netip.ParsePrefix(d)
 		if err != nil || !pr.Addr().Is4() || pr.Masked() != pr {
-			p.add(fmt.Sprintf("destination_cidr_blocks[%d]", i), "%q is not an IPv4 CIDR block such as 10.0.255.10/32", d)
+			p.Add(config.ValueName("destination_cidr_blocks", i), "%q is not an IPv4 CIDR block such as 10.0.255.10/32", d)
 		}
 	}
 	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
 	c.FenceConfig.validate(&p)
 	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
 	c.WaitConfig.validate(&p)
-	return p.err()
+	return p.Err()
 }
 
 // RouteTable points routes at the standby's ENI: DescribeRouteTables

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/internal/config"
 )
 
 // SecondaryIPConfig is one [[aws.secondary_ip]]: move secondary private
@@ -35,16 +36,16 @@ type SecondaryIPConfig struct {
 func (c *SecondaryIPConfig) Validate() error {
 	var p problems
 	if len(c.PrivateIPAddresses) == 0 {
-		p.add("private_ip_addresses", "required")
+		p.Add("private_ip_addresses", "required")
 	}
 	for i, ip := range c.PrivateIPAddresses {
-		p.ipv4(fmt.Sprintf("private_ip_addresses[%d]", i), ip)
+		p.ipv4(config.ValueName("private_ip_addresses", i), ip)
 	}
 	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
 	c.FenceConfig.validate(&p)
 	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
 	c.WaitConfig.validate(&p)
-	return p.err()
+	return p.Err()
 }
 
 // SecondaryIP moves secondary private IPs: DescribeNetworkInterfaces

@@ -16,7 +16,7 @@ import (
 // Monitor.
 func failOver(t *testing.T, fake *ec2fake.Server, section string) *fstaid.Record {
 	t.Helper()
-	cfg, err := DecodeConfig(decodeSection(t, section))
+	cfg, err := decodeSection(t, section)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,20 +182,20 @@ func TestFailedFenceContinue(t *testing.T) {
 // continue_if_fence_failed decides for every handler.
 func TestFenceSetConfigProblems(t *testing.T) {
 	for _, tc := range []struct{ extra, want string }{
-		{"fence_instance_id = \"i-far\"", `aws.route_table[0].fence_instance_id: "i-far" differs from aws.elastic_ip[0].fence_instance_id "i-active"`},
-		{"fence_instance_id = \"i-active\"\ncontinue_if_fence_failed = true", "aws.route_table[0].continue_if_fence_failed: true differs from aws.elastic_ip[0].continue_if_fence_failed false"},
+		{"fence_instance_id = \"i-far\"", `[[aws.route_table]] #1 fence_instance_id: "i-far" differs from [[aws.elastic_ip]] #1 fence_instance_id "i-active"`},
+		{"fence_instance_id = \"i-active\"\ncontinue_if_fence_failed = true", "[[aws.route_table]] #1 continue_if_fence_failed: true differs from [[aws.elastic_ip]] #1 continue_if_fence_failed false"},
 	} {
-		_, err := DecodeConfig(decodeSection(t, eipFencedRouteNot+tc.extra+"\n"))
+		_, err := decodeSection(t, eipFencedRouteNot+tc.extra+"\n")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("route_table with %q: %v, want %q", tc.extra, err, tc.want)
 		}
 	}
-	_, err := DecodeConfig(decodeSection(t, eipFencedRouteNot+`
+	_, err := decodeSection(t, eipFencedRouteNot+`
 [[aws.eni]]
 network_interface_id = "eni-float"
 instance_id = "i-active"
-`))
-	if err == nil || !strings.Contains(err.Error(), `aws.eni[0].instance_id: "i-active" is the instance to fence`) {
+`)
+	if err == nil || !strings.Contains(err.Error(), `[[aws.eni]] #1 instance_id: "i-active" is the instance to fence`) {
 		t.Errorf("a standby that is the fenced instance: %v", err)
 	}
 }

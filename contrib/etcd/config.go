@@ -1,26 +1,24 @@
 package etcd
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-	"github.com/hashicorp/go-multierror"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/fstaid/fstaid/contrib/internal/config"
 )
 
 // Config is the etcd table of fstaidd.toml (below). Durations are in
-// seconds, fractions allowed. The daemon uses etcd only when the table is
+// seconds, fractions allowed, or Go duration strings ("1m30s"), at most
+// 24 hours. The daemon uses etcd only when the table is
 // present; the file lock stays the default.
 //
 //	[etcd]
@@ -44,17 +42,17 @@ import (
 // on_unavailable = "local-lock" fails over with a local lock instead
 // (FallbackLock), at the price of one failover per monitor at worst.
 type Config struct {
-	Endpoints   []string `toml:"endpoints"`
-	Prefix      string   `toml:"prefix"`
-	DialTimeout float64  `toml:"dial_timeout"`
-	Username    string   `toml:"username"`
-	Password    string   `toml:"password"`
-	CertFile    string   `toml:"cert_file"`
-	KeyFile     string   `toml:"key_file"`
-	CAFile      string   `toml:"ca_file"`
-	MonitorID   string   `toml:"monitor_id"`
-	HolderTTL   float64  `toml:"holder_ttl"`
-	VerdictTTL  float64  `toml:"verdict_ttl"`
+	Endpoints   []string      `toml:"endpoints"`
+	Prefix      string        `toml:"prefix"`
+	DialTimeout time.Duration `toml:"dial_timeout"`
+	Username    string        `toml:"username"`
+	Password    string        `toml:"password"`
+	CertFile    string        `toml:"cert_file"`
+	KeyFile     string        `toml:"key_file"`
+	CAFile      string        `toml:"ca_file"`
+	MonitorID   string        `toml:"monitor_id"`
+	HolderTTL   time.Duration `toml:"holder_ttl"`
+	VerdictTTL  time.Duration `toml:"verdict_ttl"`
 	// Quorum is k of k-of-n verdicts: 0 disables them; k >= 1 makes the
 	// daemon use Verdicts.Quorum(k) as the secondary check.
 	Quorum int `toml:"quorum"`
@@ -83,50 +81,22 @@ const (
 	OnUnavailableLocalLock  = "local-lock"
 )
 
-const maxSeconds = 24 * 3600 // anything longer is a typo
-
-// ParseConfig decodes the etcd table as the daemon's TOML decoder hands
-// it over (map[string]any), rejects unknown keys and validates. Every
-// problem is reported at once, each naming its key ("[etcd] prefix: ...").
-func ParseConfig(table map[string]any) (*Config, error) {
-	var buf bytes.Buffer
-	if err := toml.NewEncoder(&buf).Encode(table); err != nil {
-		return nil, fmt.Errorf("[etcd]: %w", err)
-	}
+// DecodeSection reads the [etcd] table of the daemon's configuration:
+// each key by its type, unknown keys refused with the closest known one;
+// the problems go to the table's collector. The caller sets the fields
+// that are not keys, then includes Validate's problems in the same
+// collector.
+func DecodeSection(t *config.Table) *Config {
 	var cfg Config
-	md, err := toml.Decode(buf.String(), &cfg)
-	if err != nil {
-		return nil, fmt.Errorf("[etcd]: %w", err)
-	}
-	var errs *multierror.Error
-	var unknown []string
-	for _, k := range md.Undecoded() {
-		unknown = append(unknown, k.String())
-	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		errs = multierror.Append(errs, fmt.Errorf("[etcd] %s: unknown key", k))
-	}
-	if err := cfg.Validate(); err != nil {
-		if me, ok := err.(*multierror.Error); ok {
-			errs = multierror.Append(errs, me.Errors...)
-		} else {
-			errs = multierror.Append(errs, err)
-		}
-	}
-	if err := errs.ErrorOrNil(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	t.Decode(&cfg)
+	return &cfg
 }
 
-// Validate returns every problem at once (a *multierror.Error), each
-// naming its key as "[etcd] key: reason", or nil.
+// Validate returns every problem at once (a *multierror.Error of
+// *config.Problem), each naming its key as "[etcd] key: reason", or nil.
 func (c *Config) Validate() error {
-	var errs *multierror.Error
-	bad := func(key, format string, args ...any) {
-		errs = multierror.Append(errs, fmt.Errorf("[etcd] %s: %s", key, fmt.Sprintf(format, args...)))
-	}
+	p := config.NewProblems(config.TableName("etcd"))
+	bad := p.Add
 	if len(c.Endpoints) == 0 {
 		bad("endpoints", "at least one endpoint is required")
 	}
@@ -135,7 +105,7 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(ep)
 		switch {
 		case ep == "":
-			bad("endpoints", "endpoint %d is empty", i+1)
+			bad(config.ValueName("endpoints", i), "is empty")
 		case err != nil || !strings.Contains(ep, "://"):
 			// clientv3 accepts host:port too, but a scheme says whether
 			// TLS is meant; require it.
@@ -149,18 +119,18 @@ func (c *Config) Validate() error {
 	if c.Prefix == "" || strings.Trim(c.Prefix, "/") == "" {
 		bad("prefix", "required, and not the root: give each target its own prefix, e.g. \"/fstaid/db1\"")
 	}
-	checkSeconds := func(key string, v float64) {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > maxSeconds {
-			bad(key, "must be between 0 (default) and %d seconds, got %v", maxSeconds, v)
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"dial_timeout", c.DialTimeout}, {"holder_ttl", c.HolderTTL}, {"verdict_ttl", c.VerdictTTL}} {
+		if d.v < 0 || d.v > config.MaxDuration {
+			bad(d.key, "must be between 0 (default) and %v seconds, got %v", config.MaxDuration.Seconds(), d.v.Seconds())
 		}
 	}
-	checkSeconds("dial_timeout", c.DialTimeout)
-	checkSeconds("holder_ttl", c.HolderTTL)
-	checkSeconds("verdict_ttl", c.VerdictTTL)
 	if c.Interval > 0 && c.Quorum > 0 && c.VerdictTTL > 0 {
-		if floor := MinVerdictTTL(c.Interval, c.RoundBound); seconds(c.VerdictTTL, 0) < floor {
+		if floor := MinVerdictTTL(c.Interval, c.RoundBound); c.VerdictTTL < floor {
 			bad("verdict_ttl", "%v s is below [global] interval = %v s plus the round's worst case %v s (attempts × (timeout + attempt_interval) + secondary + 2 × self, plus a margin): it must be at least %v s, or leave verdict_ttl unset to derive it; monitors whose rounds are further apart than the TTL never see each other's dead verdict",
-				c.VerdictTTL, c.Interval.Seconds(), c.RoundBound.Seconds(), floor.Seconds())
+				c.VerdictTTL.Seconds(), c.Interval.Seconds(), c.RoundBound.Seconds(), floor.Seconds())
 		}
 	}
 	if c.Password != "" && c.Username == "" {
@@ -199,14 +169,15 @@ func (c *Config) Validate() error {
 	default:
 		bad("on_unavailable", "must be %q (default) or %q, got %q", OnUnavailableFailClosed, OnUnavailableLocalLock, c.OnUnavailable)
 	}
-	return errs.ErrorOrNil()
+	return p.Err()
 }
 
-func seconds(v float64, def time.Duration) time.Duration {
-	if v == 0 {
+// or is d, or def when d is zero (unset).
+func or(d, def time.Duration) time.Duration {
+	if d == 0 {
 		return def
 	}
-	return time.Duration(v * float64(time.Second))
+	return d
 }
 
 // ClientConfig returns the clientv3 configuration: endpoints, dial
@@ -214,7 +185,7 @@ func seconds(v float64, def time.Duration) time.Duration {
 func (c *Config) ClientConfig() (clientv3.Config, error) {
 	cc := clientv3.Config{
 		Endpoints:   c.Endpoints,
-		DialTimeout: seconds(c.DialTimeout, DefaultDialTimeout),
+		DialTimeout: or(c.DialTimeout, DefaultDialTimeout),
 		Username:    c.Username,
 		Password:    c.Password,
 		Logger:      zap.NewNop(),
@@ -261,11 +232,11 @@ func (c *Config) ClientConfig() (clientv3.Config, error) {
 // and logger.
 func (c *Config) Options(logger *slog.Logger) []Option {
 	opts := []Option{
-		WithTimeout(seconds(c.DialTimeout, DefaultDialTimeout)),
-		WithHolderTTL(seconds(c.HolderTTL, DefaultHolderTTL)),
+		WithTimeout(or(c.DialTimeout, DefaultDialTimeout)),
+		WithHolderTTL(or(c.HolderTTL, DefaultHolderTTL)),
 	}
 	if c.VerdictTTL != 0 {
-		opts = append(opts, WithVerdictTTL(seconds(c.VerdictTTL, DefaultVerdictTTL)))
+		opts = append(opts, WithVerdictTTL(c.VerdictTTL))
 	}
 	if c.Interval > 0 && c.Quorum > 0 {
 		opts = append(opts, WithRoundTiming(c.Interval, c.RoundBound))

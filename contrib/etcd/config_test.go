@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/internal/config"
 )
 
 func TestConfigValidateNamesEveryKey(t *testing.T) {
 	cfg := Config{
 		Endpoints:     []string{"etcd1:2379", "ftp://x", "http://ok:2379"},
 		Prefix:        "/",
-		DialTimeout:   -1,
-		HolderTTL:     1e9,
-		VerdictTTL:    -2,
+		DialTimeout:   -time.Second,
+		HolderTTL:     25 * time.Hour,
+		VerdictTTL:    -2 * time.Second,
 		Password:      "secret",
 		CertFile:      "/nonexistent/cert.pem",
 		MonitorID:     "a/b",
@@ -37,7 +37,7 @@ func TestConfigValidateNamesEveryKey(t *testing.T) {
 		`[etcd] endpoints: endpoint "http://ok:2379" is plain http, but TLS files are set`,
 		"[etcd] prefix:",
 		"[etcd] dial_timeout:",
-		"[etcd] holder_ttl:",
+		"[etcd] holder_ttl: must be between 0 (default) and 86400 seconds, got 90000",
 		"[etcd] verdict_ttl:",
 		"[etcd] password: set without username",
 		"[etcd] key_file: required with cert_file",
@@ -59,34 +59,56 @@ func TestConfigValidateNamesEveryKey(t *testing.T) {
 	}
 }
 
-func TestParseConfig(t *testing.T) {
+// decodeSection reads the [etcd] table of doc through the daemon's
+// pipeline; err holds every problem.
+func decodeSection(t *testing.T, doc string) (*Config, error) {
+	t.Helper()
+	root, err := config.Parse(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DecodeSection(root.Table("etcd", true))
+	root.Problems().Include("", cfg.Validate())
+	return cfg, root.Problems().Err()
+}
+
+func TestDecodeSection(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
 	os.WriteFile(ca, []byte("not a cert"), 0o600)
-	var doc map[string]any
-	// Integers where seconds are floats, as operators write them.
-	if _, err := toml.Decode(`
+	// Integers and fractions of seconds, and duration strings: one rule.
+	cfg, err := decodeSection(t, `
 [etcd]
 endpoints = ["http://127.0.0.1:2379"]
 prefix = "/fstaid/db1"
 dial_timeout = 2
+holder_ttl = "1m30s"
 verdict_ttl = 1.5
 quorum = 2
 monitor_id = "mon-a"
-`, &doc); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig(doc["etcd"].(map[string]any))
+`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DialTimeout != 2 || cfg.VerdictTTL != 1.5 || cfg.Quorum != 2 || cfg.MonitorID != "mon-a" || cfg.Prefix != "/fstaid/db1" {
-		t.Fatalf("ParseConfig = %+v", cfg)
+	if cfg.DialTimeout != 2*time.Second || cfg.HolderTTL != 90*time.Second || cfg.VerdictTTL != 1500*time.Millisecond ||
+		cfg.Quorum != 2 || cfg.MonitorID != "mon-a" || cfg.Prefix != "/fstaid/db1" {
+		t.Fatalf("DecodeSection = %+v", cfg)
 	}
 
-	_, err = ParseConfig(map[string]any{"endpoints": []any{"http://a:2379"}, "prefix": "/p", "fail_open": true, "ttl": 3})
-	if err == nil || !strings.Contains(err.Error(), "[etcd] fail_open: unknown key") || !strings.Contains(err.Error(), "[etcd] ttl: unknown key") {
-		t.Fatalf("unknown keys: %v", err)
+	_, err = decodeSection(t, "[etcd]\nendpoints = [\"http://a:2379\"]\nprefix = \"/p\"\nfail_open = true\nttl = 3\nquorum = \"2\"\nholder_ttl = \"2 days\"\n")
+	for _, want := range []string{
+		"[etcd] fail_open: unknown key",
+		"[etcd] ttl: unknown key",
+		"[etcd] quorum: must be a whole number, got a string",
+		`[etcd] holder_ttl: must be a number of seconds or a duration such as "1m30s", got "2 days"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad keys: error lacks %q: %v", want, err)
+		}
+	}
+	_, err = decodeSection(t, "[etcd]\nendpoints = [\"http://a:2379\"]\nprefx = \"/p\"\n")
+	if err == nil || !strings.Contains(err.Error(), `[etcd] prefx: unknown key (did you mean "prefix"?)`) {
+		t.Errorf("a typo: %v", err)
 	}
 
 	bad := &Config{Endpoints: []string{"https://127.0.0.1:2379"}, Prefix: "/p", CAFile: ca}
@@ -99,7 +121,7 @@ monitor_id = "mon-a"
 // its Close closes the client.
 func TestOpen(t *testing.T) {
 	srv := startEtcd(t)
-	cfg := &Config{Endpoints: endpoints(srv), Prefix: "/open/", DialTimeout: 2, MonitorID: "mon-a", HolderTTL: 3, VerdictTTL: 4}
+	cfg := &Config{Endpoints: endpoints(srv), Prefix: "/open/", DialTimeout: 2 * time.Second, MonitorID: "mon-a", HolderTTL: 3 * time.Second, VerdictTTL: 4 * time.Second}
 	s, err := Open(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -178,7 +178,7 @@ func enableAuth(t *testing.T, srv *member, prefixes ...string) {
 // openAs opens a Store as user (see enableAuth), closed when the test ends.
 func openAs(t *testing.T, srv *member, prefix, id, user string) *Store {
 	t.Helper()
-	s, err := Open(&Config{Endpoints: endpoints(srv), Prefix: prefix, Username: user, Password: user + "pw", DialTimeout: 10, MonitorID: id}, nil, WithLogger(nil))
+	s, err := Open(&Config{Endpoints: endpoints(srv), Prefix: prefix, Username: user, Password: user + "pw", DialTimeout: 10 * time.Second, MonitorID: id}, nil, WithLogger(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func TestOpenMutualTLS(t *testing.T) {
 	srv := startClusterTLS(t, 1, &transport.TLSInfo{CertFile: srvCert, KeyFile: srvKey, TrustedCAFile: caPath, ClientCertAuth: true})[0]
 	ctx := ctxTimeout(t, 20*time.Second)
 
-	cfg := &Config{Endpoints: endpoints(srv), Prefix: "/tls", CertFile: cliCert, KeyFile: cliKey, CAFile: caPath, DialTimeout: 2}
+	cfg := &Config{Endpoints: endpoints(srv), Prefix: "/tls", CertFile: cliCert, KeyFile: cliKey, CAFile: caPath, DialTimeout: 2 * time.Second}
 	s, err := Open(cfg, nil, WithLogger(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestOpenMutualTLS(t *testing.T) {
 		t.Fatalf("Acquire over mutual TLS: %v", err)
 	}
 
-	noCert := &Config{Endpoints: endpoints(srv), Prefix: "/tls", CAFile: caPath, DialTimeout: 1}
+	noCert := &Config{Endpoints: endpoints(srv), Prefix: "/tls", CAFile: caPath, DialTimeout: time.Second}
 	s2, err := Open(noCert, nil, WithLogger(nil), WithTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -5,64 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-
-	"github.com/hashicorp/go-multierror"
 
 	"github.com/fstaid/fstaid"
 	awsx "github.com/fstaid/fstaid/contrib/aws"
 )
 
-// The [aws] section is decoded and validated by contrib/aws; the daemon
-// only reports its problems with the rest and wires its handlers in.
-
-func (d *decoder) aws(cfg *Config) {
-	v, ok := cfg.ext["aws"]
-	if !ok {
-		return
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		d.errorf("", "aws", "must be a table ([aws]), got %s", typeName(v))
-		return
-	}
-	ac, err := awsx.DecodeConfig(m)
-	if err != nil {
-		for _, e := range flatten(err) {
-			d.errs = multierror.Append(d.errs, fmt.Errorf("[aws] %w", e))
-		}
-		return
-	}
-	cfg.AWS = ac
-}
-
-// flatten lists the errors joined in err (errors.Join or go-multierror).
-func flatten(err error) []error {
-	var me *multierror.Error
-	if errors.As(err, &me) {
-		var out []error
-		for _, e := range me.WrappedErrors() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	var j interface{ Unwrap() []error }
-	if errors.As(err, &j) {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	var lines []error
-	for _, l := range strings.Split(err.Error(), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, errors.New(l))
-		}
-	}
-	return lines
-}
+// The [aws] section is decoded and validated by contrib/aws
+// (awsx.DecodeSection); the daemon wires its handlers in.
 
 // awsValidateTimeout bounds the start-up validation of the AWS
 // resources: an EC2 that does not answer delays the start by at most

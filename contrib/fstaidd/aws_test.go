@@ -158,7 +158,7 @@ instance_id = "i-1"
 func TestAWSTimeoutShorterThanItsWaitsIsAConfigError(t *testing.T) {
 	fake, md := awsWorld(t)
 	e := newEnv(t, 0, strings.Replace(awsSection(fake, md), "timeout = 60", "fence_instance_id = \"i-active\"\ntimeout = 30", 1))
-	want := "aws.elastic_ip[0].timeout: 30s must be longer than fence_timeout 2m0s (default) + confirm_timeout 30s (default) = 2m30s"
+	want := "[[aws.elastic_ip]] #1 timeout: 30s must be longer than fence_timeout 2m0s (default) + confirm_timeout 30s (default) = 2m30s"
 	if code, out := runCmd(t, "check", "-config", e.config); code != exitConfig || !strings.Contains(out, want) {
 		t.Errorf("fstaidd check: exit %d, want 78 and %q:\n%s", code, want, out)
 	}

@@ -95,7 +95,7 @@ func TestConfigErrors(t *testing.T) {
 		{"missing sections", "", []string{"[global]: section is required", "[handler]: section is required", "[primary]: section is required"}},
 		{"typo", validBase + "\n", nil},
 		{"unknown key", strings.Replace(validBase, "port = 8080", "port = 8080\nmaxattempt = 3", 1), []string{`[global] maxattempt: unknown key (did you mean "maxattempts"?)`}},
-		{"unknown section", validBase + "[primery]\ncommand = \"x\"\n", []string{"top level primery: unknown key"}},
+		{"unknown section", validBase + "[primery]\ncommand = \"x\"\n", []string{`top level primery: unknown key (did you mean "primary"?)`}},
 		{"port range", strings.Replace(validBase, "8080", "70000", 1), []string{"[global] port: must be between 1 and 65535, got 70000"}},
 		{"port missing", strings.Replace(validBase, "port = 8080", "", 1), []string{"[global] port: is required"}},
 		{"port type", strings.Replace(validBase, "8080", `"8080"`, 1), []string{"[global] port: must be a whole number, got a string"}},
@@ -103,7 +103,10 @@ func TestConfigErrors(t *testing.T) {
 		{"interval negative", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = -1", 1), []string{"[global] interval: must be between 0 and"}},
 		{"interval inf", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = inf", 1), []string{"[global] interval: must be between 0 and"}},
 		{"interval nan", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = nan", 1), []string{"[global] interval: must be between 0 and"}},
-		{"interval string", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = \"1s\"", 1), []string{"[global] interval: must be a number of seconds, got a string"}},
+		{"interval string", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = \"1 s\"", 1), []string{`[global] interval: must be a number of seconds or a duration such as "1m30s", got "1 s"`}},
+		{"interval duration string", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = \"1m30s\"", 1), nil},
+		{"interval too long", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = \"25h\"", 1), []string{"[global] interval: must be between 0 and 86400 seconds, got 90000"}},
+		{"interval type", strings.Replace(validBase, "port = 8080", "port = 8080\ninterval = true", 1), []string{`[global] interval: must be a number of seconds or a duration such as "1m30s", got a boolean`}},
 		{"maxattempts", strings.Replace(validBase, "port = 8080", "port = 8080\nmaxattempts = 0", 1), []string{"[global] maxattempts: must be between 1 and 1000, got 0"}},
 		{"mode", strings.Replace(validBase, "port = 8080", "port = 8080\nmode = \"verbose\"", 1), []string{`[global] mode: must be "debug" or "release", got "verbose"`}},
 		{"startup_check", strings.Replace(validBase, "port = 8080", "port = 8080\nstartup_check = \"maybe\"", 1), []string{`[global] startup_check: must be "wait" or "exit"`}},
@@ -118,10 +121,10 @@ func TestConfigErrors(t *testing.T) {
 		{"tcp addr", strings.Replace(validBase, "command = \"true\"", `tcp = "db"`, 1), []string{"[primary] tcp: must be host:port"}},
 		{"proxy without http", strings.Replace(validBase, "command = \"true\"", "command = \"true\"\nproxy = \"http://b:1\"", 1), []string{"[primary] proxy: applies only to an http check"}},
 		{"secondary alone is validated", validBase + "[secondary]\ntimeout = 0\n", []string{"[secondary] command: is required", "[secondary] timeout: must be more than 0 seconds"}},
-		{"user fields", validBase + "[[user]]\nuserid = \"\"\n[[user]]\nuserid = \"a\"\npassword = \"x\"\n[[user]]\nuserid = \"a\"\npassword = \"y\"\n", []string{"[user 1] userid: is required", "[user 1] password: is required", `[user 3] userid: duplicate user "a"`}},
-		{"userid with a colon", validBase + "[[user]]\nuserid = \"ok\"\npassword = \"x\"\n[[user]]\nuserid = \"ops:admin\"\npassword = \"x\"\n", []string{`[user 2] userid: "ops:admin" contains ':'`}},
-		{"bcrypt cost", validBase + "[[user]]\nuserid = \"a\"\npassword = \"" + string(hash) + "\"\n", []string{"[user 1] password: bcrypt cost 13 is above 12"}},
-		{"bad bcrypt", validBase + "[[user]]\nuserid = \"a\"\npassword = \"$2a$10$short\"\n", []string{"[user 1] password: looks like a bcrypt hash but is not one"}},
+		{"user fields", validBase + "[[user]]\nuserid = \"\"\n[[user]]\nuserid = \"a\"\npassword = \"x\"\n[[user]]\nuserid = \"a\"\npassword = \"y\"\n", []string{"[[user]] #1 userid: is required", "[[user]] #1 password: is required", `[[user]] #3 userid: duplicate user "a"`}},
+		{"userid with a colon", validBase + "[[user]]\nuserid = \"ok\"\npassword = \"x\"\n[[user]]\nuserid = \"ops:admin\"\npassword = \"x\"\n", []string{`[[user]] #2 userid: "ops:admin" contains ':'`}},
+		{"bcrypt cost", validBase + "[[user]]\nuserid = \"a\"\npassword = \"" + string(hash) + "\"\n", []string{"[[user]] #1 password: bcrypt cost 13 is above 12"}},
+		{"bad bcrypt", validBase + "[[user]]\nuserid = \"a\"\npassword = \"$2a$10$short\"\n", []string{"[[user]] #1 password: looks like a bcrypt hash but is not one"}},
 		{"user not array", validBase + "[user]\nuserid = \"a\"\n", []string{"top level user: must be an array of tables ([[user]]), got a table"}},
 		{"listen open without users", strings.Replace(validBase, "port = 8080", "port = 8080\nlisten = \"0.0.0.0:8080\"", 1), []string{"[global] listen: 0.0.0.0:8080 is not a loopback address and no [[user]] is configured"}},
 		{"global not table", "global = 1\n" + strings.Replace(validBase, "[global]\nport = 8080\n", "", 1), []string{"top level global: must be a table"}},
@@ -239,7 +242,7 @@ func TestUserIDWithColonRefused(t *testing.T) {
 		t.Errorf("fstaidd with a colon in a userid: exit %d, want %d", code, exitConfig)
 	}
 	code, out := runCmd(t, "check", "-config", e.config)
-	if code != exitConfig || !strings.Contains(out, `[user 2] userid: "ops:admin" contains ':'`) {
+	if code != exitConfig || !strings.Contains(out, `[[user]] #2 userid: "ops:admin" contains ':'`) {
 		t.Errorf("fstaidd check with a colon in a userid = %d:\n%s", code, out)
 	}
 }

@@ -13,10 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
-
 	"github.com/fstaid/fstaid"
 	"github.com/fstaid/fstaid/contrib/etcd"
+	"github.com/fstaid/fstaid/contrib/internal/config"
 )
 
 // With [etcd], several fstaidd on different hosts watch one target and
@@ -28,37 +27,20 @@ import (
 // [etcd] quorum is set).
 const quorumTimeout = 5 * time.Second
 
-func (d *decoder) etcd(cfg *Config) {
-	v, ok := cfg.ext["etcd"]
-	if !ok {
-		return
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		d.errorf("", "etcd", "must be a table ([etcd]), got %s", typeName(v))
-		return
-	}
-	if q, ok := m["quorum"].(int64); ok && q > 0 && cfg.Secondary != nil {
-		d.errorf("etcd", "quorum", "replaces [secondary] (k of n monitors' verdicts are the second opinion): remove one of them")
-	}
-	ec, err := etcd.ParseConfig(m)
-	if err != nil {
-		for _, e := range flatten(err) {
-			d.errs = multierror.Append(d.errs, e)
-		}
-		return
+// decodeEtcd reads [etcd] (contrib/etcd decodes its keys) and gives it
+// what it needs from the rest of the file before it validates: the
+// rounds' timing, for its verdict TTL, and the verdicts' scope.
+func (c *Config) decodeEtcd(t *config.Table) {
+	ec := etcd.DecodeSection(t)
+	if ec.Quorum > 0 && c.Secondary != nil {
+		t.Errorf("quorum", "replaces [secondary] (k of n monitors' verdicts are the second opinion): remove one of them")
 	}
 	// The verdict TTL must outlast the time between two rounds'
 	// publications: refuse a shorter one, derive the default.
-	ec.Interval, ec.RoundBound = roundTiming(cfg, ec.Quorum)
-	if err := ec.Validate(); err != nil {
-		for _, e := range flatten(err) {
-			d.errs = multierror.Append(d.errs, e)
-		}
-		return
-	}
-	ec.Target, ec.Digest = verdictScope(cfg, ec.Quorum)
-	cfg.Etcd = ec
+	ec.Interval, ec.RoundBound = roundTiming(c, ec.Quorum)
+	ec.Target, ec.Digest = verdictScope(c, ec.Quorum)
+	t.Problems().Include("", ec.Validate())
+	c.Etcd = ec
 }
 
 // verdictScope is what every monitor of one target must agree on for
@@ -68,9 +50,6 @@ func (d *decoder) etcd(cfg *Config) {
 // may differ between monitors.
 func verdictScope(cfg *Config, quorum int) (target, digest string) {
 	target = cfg.Global.Target
-	if target == "" {
-		target = fstaid.DefaultTarget
-	}
 	var primary string
 	if p := cfg.Primary; p != nil {
 		u := p.HTTP
@@ -124,18 +103,12 @@ func etcdStartup(ctx context.Context, cfg *Config, store *etcd.Store, logger *sl
 // fstaid.Monitor.RoundBound computes it (attempts × primary timeout + the
 // pauses between attempts + the secondary timeout — the quorum's with
 // [etcd] quorum — + twice the self timeout, plus the library's margin of
-// 0.5 s per process and 1 s), from the config before defaults are
-// applied. TestRoundTimingMatchesMonitor keeps the two in step.
+// 0.5 s per process and 1 s), from [global] with its defaults and the
+// checks decoded before [etcd]. TestRoundTimingMatchesMonitor keeps the
+// two in step.
 func roundTiming(cfg *Config, quorum int) (interval, bound time.Duration) {
 	g := cfg.Global
-	interval = g.Interval
-	if interval < 0 {
-		interval = fstaid.DefaultInterval // decoder.defaults' too
-	}
 	n := g.MaxAttempts
-	if n < 0 {
-		n = fstaid.DefaultMaxAttempts
-	}
 	var primary, secondary, self time.Duration
 	if cfg.Primary != nil {
 		primary = cfg.Primary.Timeout
@@ -151,7 +124,7 @@ func roundTiming(cfg *Config, quorum int) (interval, bound time.Duration) {
 	}
 	const outputGrace = 500 * time.Millisecond // fstaid's, per process
 	d := time.Duration(n)*primary + time.Duration(max(n-1, 0))*g.AttemptInterval + secondary + 2*self
-	return interval, d + time.Duration(n+3)*outputGrace + time.Second
+	return g.Interval, d + time.Duration(n+3)*outputGrace + time.Second
 }
 
 // openEtcd connects to etcd; the caller closes the store. An etcd that
@@ -175,7 +148,7 @@ func openEtcd(cfg *Config, logger *slog.Logger) (*etcd.Store, error) {
 // file lock when on_unavailable = "local-lock".
 func etcdLock(cfg *Config, store *etcd.Store) fstaid.Lock {
 	if cfg.Etcd.OnUnavailable == etcd.OnUnavailableLocalLock {
-		return store.LockWithFallback(fstaid.NewFileLock(cfg.LockFile()))
+		return store.LockWithFallback(cfg.FileLock)
 	}
 	return store.Lock()
 }

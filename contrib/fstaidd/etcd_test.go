@@ -223,7 +223,7 @@ func TestEtcdVerdictTTLCoversRounds(t *testing.T) {
 	if got, want := store.VerdictTTL(), 15*time.Second; got != want {
 		t.Errorf("derived verdict TTL = %v, want %v", got, want)
 	}
-	if cfg, err := ParseConfig(base + etcdTable + "verdict_ttl = 15\n"); err != nil || cfg.Etcd.VerdictTTL != 15 {
+	if cfg, err := ParseConfig(base + etcdTable + "verdict_ttl = 15\n"); err != nil || cfg.Etcd.VerdictTTL != 15*time.Second {
 		t.Errorf("verdict_ttl = 15 (the floor): %v", err)
 	}
 	// Without a quorum the verdicts are off: no floor.

@@ -43,7 +43,7 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", args[0], cfg.Handler.Timeout)
 	}
 
-	lock := fstaid.NewFileLock(cfg.LockFile())
+	lock := cfg.FileLock
 	switch {
 	case !cfg.UsesFileLock():
 		fmt.Fprintln(out, "lock: in etcd (the lock directory is not used)")
@@ -267,7 +267,7 @@ func fileLockStatus(ctx context.Context, cfg *Config, out io.Writer) {
 	if cfg.Etcd != nil {
 		name = "fallback lock (on_unavailable = \"local-lock\")"
 	}
-	rec, err := fstaid.NewFileLock(cfg.LockFile()).Load(ctx)
+	rec, err := cfg.FileLock.Load(ctx)
 	switch {
 	case err != nil:
 		fmt.Fprintf(out, "%s %s: %v\n", name, cfg.LockFile(), err)
@@ -297,7 +297,7 @@ func cmdUnlock(ctx context.Context, path string, yes bool, _ io.Reader, out, err
 	// With on_unavailable = "local-lock" a failover may have fallen back
 	// to the file: it is cleared too, also while etcd is unreachable.
 	if cfg.UsesFileLock() {
-		if c := fileUnlock(ctx, cfg.LockFile(), yes, out, errOut); c != 0 {
+		if c := fileUnlock(ctx, cfg.FileLock, yes, out, errOut); c != 0 {
 			code = c
 		}
 	}
@@ -305,8 +305,7 @@ func cmdUnlock(ctx context.Context, path string, yes bool, _ io.Reader, out, err
 }
 
 // fileUnlock shows the file lock's record and removes it only with yes.
-func fileUnlock(ctx context.Context, path string, yes bool, out, errOut io.Writer) int {
-	lock := fstaid.NewFileLock(path)
+func fileUnlock(ctx context.Context, lock *fstaid.FileLock, yes bool, out, errOut io.Writer) int {
 	rec, err := lock.Load(ctx)
 	if err != nil {
 		fmt.Fprintln(errOut, err)
