@@ -1038,9 +1038,10 @@ func RequestedBy(who string) FailOption { return func(r *failRequest) { r.reques
 // Fail fails over at once, without checks, whether or not Run is running
 // and whether it is armed. Failovers are serialised with the loop and
 // with each other: whatever the concurrency, the handlers run at most once
-// per lock. ctx bounds only the wait for another failover in progress;
-// once this one begins it runs to completion on a context ctx's
-// cancellation does not reach. While it runs no round starts or
+// per lock. ctx bounds only the wait for another failover in progress:
+// if it ends before this failover begins, Fail returns ctx's error and
+// nothing ran; once this one begins it runs to completion on a context
+// ctx's cancellation does not reach. While it runs no round starts or
 // publishes a state (Status().State is failing-over), and Run's
 // deadline covers it.
 //
@@ -1057,7 +1058,7 @@ func RequestedBy(who string) FailOption { return func(r *failRequest) { r.reques
 //   - (rec, *LockedError) when a failover already happened, here or by
 //     another writer of the lock (ErrLocked); rec is that record;
 //   - (nil, err) when the lock could not be taken (ErrLockUnavailable; no
-//     handler ran) or ctx ended while waiting.
+//     handler ran) or ctx ended before this failover began.
 func (m *Monitor) Fail(ctx context.Context, opts ...FailOption) (*Record, error) {
 	req := failRequest{exitCode: 1}
 	for _, o := range opts {
@@ -1326,6 +1327,9 @@ func newFailoverGate() *failoverGate {
 // reports whether the caller now holds it and must call end or finish;
 // if not, err is the final result (with rec), or ctx's error.
 func (g *failoverGate) begin(ctx context.Context, bound time.Duration) (held bool, rec *Record, err error) {
+	if rec, err := g.result(); err != nil {
+		return false, rec, err
+	}
 	select {
 	case g.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -1334,6 +1338,13 @@ func (g *failoverGate) begin(ctx context.Context, bound time.Duration) (held boo
 	if rec, err := g.result(); err != nil {
 		<-g.sem
 		return false, rec, err
+	}
+	// An attempt whose caller gave up before it began never begins (a
+	// /fail queued behind another attempt when fstaidd is told to stop:
+	// a failover begun then could outlast the stop and be cut).
+	if err := ctx.Err(); err != nil {
+		<-g.sem
+		return false, nil, err
 	}
 	g.until.Store(time.Now().Add(bound).UnixNano())
 	return true, nil, nil

@@ -387,3 +387,26 @@ func TestRecordUpdateRetriedWithinLockTimeout(t *testing.T) {
 		}
 	})
 }
+
+// A Fail whose context ended before its failover began never begins,
+// even when the gate is free at that moment. Found by the model
+// (contrib/model, P2): a /fail queued when fstaidd was told to stop began
+// a failover that the stop then cut short.
+func TestFailWithEndedContextNeverBegins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for range 64 {
+			l := &memLock{}
+			h := &handlerLog{}
+			m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second),
+				fstaid.WithHandler("h", h, time.Second), fstaid.WithLock(l))
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			if _, err := m.Fail(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Fail with an ended context = %v, want context.Canceled", err)
+			}
+			if h.count() != 0 || l.record() != nil {
+				t.Fatalf("handler ran %d times, record %+v: a Fail whose caller gave up began", h.count(), l.record())
+			}
+		}
+	})
+}

@@ -147,7 +147,7 @@ func (d *daemon) run(ctx context.Context) int {
 		serveDrain(failLs, configErrorHandler(err), logger)
 		return exitConfig
 	}
-	var lock fstaid.Lock = cfg.FileLock
+	var lock fstaid.Lock = fstaid.NewFileLock(cfg.LockFile())
 	var store *etcd.Store
 	if cfg.Etcd != nil {
 		store, err = openEtcd(cfg, logger)
@@ -204,7 +204,7 @@ func (d *daemon) run(ctx context.Context) int {
 		}
 	}
 
-	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: fmt.Sprint(lock), logger: logger, gather: met.reg, etcd: store}
+	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: fmt.Sprint(lock), logger: logger, gather: met.reg, etcd: store, stopping: ctx}
 	srv := newHTTPServer(a.handler(), logger)
 	var serving sync.WaitGroup
 	var drains []*drainingListener

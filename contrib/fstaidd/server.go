@@ -40,6 +40,10 @@ type api struct {
 	logger  *slog.Logger
 	gather  prometheus.Gatherer
 	etcd    *etcd.Store // nil without [etcd]
+	// stopping ends when fstaidd is told to stop: a /fail still waiting
+	// for another attempt then gives up instead of beginning a failover
+	// the stop could cut short. Nil: never.
+	stopping context.Context
 }
 
 func (a *api) handler() http.Handler {
@@ -167,9 +171,17 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request) {
 	// The answer comes once the handlers returned.
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.monitor.FailoverBound() + writeTimeout))
 	a.logger.Warn("manual failover requested", "requested_by", who, "exit", code)
-	// A client that disconnects must not cut a failover in half.
-	rec, err := a.monitor.Fail(context.WithoutCancel(r.Context()), fstaid.ExitCode(code), fstaid.RequestedBy(who))
+	// A client that disconnects must not cut a failover in half; a stop
+	// of fstaidd before this failover began ends the wait (Fail runs a
+	// begun failover to completion whatever its context does).
+	ctx := a.stopping
+	if ctx == nil {
+		ctx = context.WithoutCancel(r.Context())
+	}
+	rec, err := a.monitor.Fail(ctx, fstaid.ExitCode(code), fstaid.RequestedBy(who))
 	switch {
+	case rec == nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		writeJSON(w, http.StatusServiceUnavailable, failResponse{Message: "fstaidd is stopping: no failover began; ask the next instance"})
 	case err == nil:
 		writeJSON(w, http.StatusOK, failResponse{Accepted: true, Message: "failed over; every handler succeeded", Record: rec})
 	case errors.Is(err, fstaid.ErrHandlerFailed):
