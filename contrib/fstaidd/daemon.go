@@ -147,7 +147,7 @@ func (d *daemon) run(ctx context.Context) int {
 		serveDrain(failLs, configErrorHandler(err), logger)
 		return exitConfig
 	}
-	var lock fstaid.Lock = fstaid.NewFileLock(cfg.LockFile())
+	var lock fstaid.Lock = cfg.FileLock
 	var store *etcd.Store
 	if cfg.Etcd != nil {
 		store, err = openEtcd(cfg, logger)
