@@ -903,10 +903,15 @@ func (sc *schedule) check(mustFailOver bool) {
 		case state == "done":
 		case state == "failing-over" && killed:
 			if sc.mode.etcd && !interrupted {
-				// The holder lease (2 s) may still be expiring.
-				time.Sleep(3 * time.Second)
-				if _, _, interrupted = sc.recordState(); !interrupted {
-					t.Errorf("INVARIANT interrupted: %s was SIGKILLed, the record is failing-over, but not shown interrupted", m)
+				// The holder lease (2 s) may still be expiring, and a new
+				// etcd leader extends every lease by its TTL again.
+				deadline := time.Now().Add(15 * time.Second)
+				for !interrupted && time.Now().Before(deadline) {
+					time.Sleep(500 * time.Millisecond)
+					_, _, interrupted = sc.recordState()
+				}
+				if !interrupted {
+					t.Errorf("INVARIANT interrupted: %s was SIGKILLed, the record is failing-over, but not shown interrupted 15 s later", m)
 				}
 			}
 		default:
