@@ -310,12 +310,13 @@ func (v *Verdicts) Duplicate() error {
 // CheckUnique checks, before this monitor publishes its first verdict,
 // that no other live process publishes under its monitor ID: it returns
 // a *DuplicateError (ErrDuplicateMonitor) if the verdict key, bound to a
-// lease not ours, is written again while it is watched; nil if there is
+// lease not ours, is written twice more under one lease while it is
+// watched (one late write is a dead process's last); nil if there is
 // no such key, or it vanishes (its lease expires) or is not rewritten
 // within what is left of its lease's TTL — a verdict left by an earlier
 // run of this monitor; and an error wrapping fstaid.ErrLockUnavailable
 // when etcd cannot be read. A live publisher writes at least once per
-// TTL (see MinVerdictTTL), so the wait is at most one verdict TTL, and
+// TTL (see MinVerdictTTL), so the wait is at most two verdict TTLs, and
 // only when a key is there.
 func (v *Verdicts) CheckUnique(ctx context.Context) error {
 	key := v.s.verdictKey()
@@ -345,8 +346,13 @@ func (v *Verdicts) CheckUnique(ctx context.Context) error {
 		}
 		wait = time.Duration(ttl.TTL+1) * time.Second // TTL is rounded down
 	}
-	wctx, wcancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), wait+time.Second)
+	// Two rewrites under one other lease, not one: a process that just
+	// died (a restart after SIGKILL) may still have one write in flight,
+	// committed after this watch began; a live publisher writes every
+	// round, at least once per TTL, so the second comes within two.
+	wctx, wcancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), 2*wait+time.Second)
 	defer wcancel()
+	rewrites := map[int64]int{}
 	for wr := range v.s.client.Watch(wctx, key, clientv3.WithRev(resp.Header.Revision+1)) {
 		if err := wr.Err(); err != nil {
 			return v.s.unavailable("watching this monitor's verdict key", err)
@@ -354,6 +360,9 @@ func (v *Verdicts) CheckUnique(ctx context.Context) error {
 		for _, ev := range wr.Events {
 			if ev.Type == clientv3.EventTypeDelete {
 				return nil
+			}
+			if rewrites[ev.Kv.Lease]++; rewrites[ev.Kv.Lease] < 2 {
+				continue
 			}
 			var other Verdict
 			json.Unmarshal(ev.Kv.Value, &other)

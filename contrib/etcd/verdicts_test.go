@@ -364,3 +364,28 @@ func TestQuorumCountsOnlyMatchingVerdicts(t *testing.T) {
 		t.Error("Quorum(2) with two matching dead verdicts vetoed")
 	}
 }
+
+// A monitor restarted right after a SIGKILL finds its dead predecessor's
+// verdict, and that predecessor's last write may land after the check
+// began (it was in flight when the process died). That is no duplicate.
+// Found by the fault campaign (quorum/336658): the restarted monitor
+// exited 78, which systemd never restarts.
+func TestCheckUniqueIgnoresADeadProcessLastWrite(t *testing.T) {
+	srv := startEtcd(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+	dead := newStore(t, "/dup-late", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
+	restarted := newStore(t, "/dup-late", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
+	if err := dead.Verdicts().Publish(ctx, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	checked := make(chan error, 1)
+	go func() { checked <- restarted.Verdicts().CheckUnique(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	// The write that was in flight when the predecessor died.
+	if err := dead.Verdicts().Publish(ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-checked; err != nil {
+		t.Errorf("CheckUnique after a dead process's last write = %v, want nil", err)
+	}
+}
