@@ -8,16 +8,19 @@
 #   3. the package installed for real, with its maintainer scripts, into a
 #      throwaway Debian root made with debootstrap --variant=minbase (the
 #      package tarball is cached in $FSTAID_DEBOOTSTRAP_CACHE, so reruns
-#      download nothing): files, owners and modes; `fstaidd version`;
-#      `fstaidd check` accepts the example config (run in an empty network
-#      namespace: nothing leaves the machine); the example handlers;
-#      `systemd-analyze verify` on the installed units;
+#      download nothing): files, owners and modes; the system user
+#      fstaidd that postinst creates; `fstaidd version`; `fstaidd check`
+#      accepts the example config, as root and as the user fstaidd (run
+#      in an empty network namespace: nothing leaves the machine); the
+#      example handlers; `systemd-analyze verify` on the installed units
+#      with the example root-handlers.conf drop-in;
 #   4. the maintainer scripts: with systemd not running they skip it; with
 #      systemd "running" (a /run/systemd/system directory in the root and
 #      systemctl and deb-systemd-invoke replaced by loggers), install and
 #      upgrade only run daemon-reload, never start/restart anything, an
-#      edited conffile survives the upgrade, and removal stops the socket
-#      and the service; purge keeps a failover record.
+#      edited conffile survives the upgrade (group fstaidd), and removal
+#      stops the socket and the service; purge keeps a failover record
+#      and the user.
 #
 # Runs as root (debootstrap, chroot). Installs lintian, debootstrap and
 # dpkg-dev with apt-get when missing. Exit 0 when every check passed.
@@ -87,6 +90,9 @@ drwxr-xr-x root/root ./lib/systemd/system/
 drwxr-xr-x root/root ./usr/
 drwxr-xr-x root/root ./usr/bin/
 -rwxr-xr-x root/root ./usr/bin/fstaidd
+drwxr-xr-x root/root ./usr/lib/
+drwxr-xr-x root/root ./usr/lib/sysusers.d/
+-rw-r--r-- root/root ./usr/lib/sysusers.d/fstaidd.conf
 drwxr-xr-x root/root ./usr/share/
 drwxr-xr-x root/root ./usr/share/doc/
 drwxr-xr-x root/root ./usr/share/doc/fstaidd/
@@ -97,6 +103,7 @@ drwxr-xr-x root/root ./usr/share/fstaidd/
 drwxr-xr-x root/root ./usr/share/fstaidd/examples/
 -rwxr-xr-x root/root ./usr/share/fstaidd/examples/aws-elastic-ip.sh
 -rwxr-xr-x root/root ./usr/share/fstaidd/examples/handler.sh
+-rw-r--r-- root/root ./usr/share/fstaidd/examples/root-handlers.conf
 drwxr-xr-x root/root ./usr/share/lintian/
 drwxr-xr-x root/root ./usr/share/lintian/overrides/
 -rw-r--r-- root/root ./usr/share/lintian/overrides/fstaidd
@@ -233,16 +240,20 @@ expected_files='/usr/bin/fstaidd 755 root:root
 /lib/systemd/system/fstaidd.service 644 root:root
 /lib/systemd/system/fstaidd-fail.socket 644 root:root
 /etc/fstaidd 755 root:root
-/etc/fstaidd/fstaidd.toml 640 root:root
+/etc/fstaidd/fstaidd.toml 640 root:fstaidd
+/usr/lib/sysusers.d/fstaidd.conf 644 root:root
 /usr/share/fstaidd/examples/handler.sh 755 root:root
 /usr/share/fstaidd/examples/aws-elastic-ip.sh 755 root:root
+/usr/share/fstaidd/examples/root-handlers.conf 644 root:root
 /var/lib/fstaidd 750 root:root
 /usr/share/doc/fstaidd/copyright 644 root:root
 /usr/share/doc/fstaidd/changelog.Debian.gz 644 root:root
 /usr/share/doc/fstaidd/README.Debian 644 root:root
 /usr/share/man/man8/fstaidd.8.gz 644 root:root'
 while read -r path want; do
-	got=$(stat -c '%a %U:%G' "$root$path" 2>/dev/null) || fail "$path is not installed"
+	# stat in the root: owner names are the root's (fstaidd's ids may
+	# be another user's on this host).
+	got=$(in_root stat -c '%a %U:%G' "$path" 2>/dev/null) || fail "$path is not installed"
 	[ "$got" = "$want" ] || fail "$path: mode and owner $got, want $want"
 done <<<"$expected_files"
 cmp -s "$root/etc/fstaidd/fstaidd.toml" "$here/fstaidd.toml" || fail "/etc/fstaidd/fstaidd.toml differs from contrib/deb/fstaidd.toml"
@@ -253,6 +264,19 @@ zcat "$root/usr/share/doc/fstaidd/changelog.Debian.gz" | head -1 | grep -qF "fst
 grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' "$root/usr/share/doc/fstaidd/copyright" ||
 	fail "copyright is not machine-readable (DEP-5)"
 echo "owners, modes, conffile, changelog and copyright as expected"
+
+step "the system user fstaidd"
+# Created by postinst (systemd-sysusers is not in a minbase root: useradd),
+# as /usr/lib/sysusers.d/fstaidd.conf describes it: a system uid, its own
+# group, the state directory as home, no login.
+pw=$(in_root getent passwd fstaidd) || fail "postinst did not create the user fstaidd"
+IFS=: read -r _ _ uid gid _ home shell <<<"$pw"
+[ "$uid" -lt 1000 ] && [ "$home" = /var/lib/fstaidd ] && [ "$shell" = /usr/sbin/nologin ] ||
+	fail "user fstaidd: $pw, want a system uid, home /var/lib/fstaidd, shell /usr/sbin/nologin"
+[ "$(in_root getent group fstaidd | cut -d: -f3)" = "$gid" ] || fail "user fstaidd: primary group is not the group fstaidd"
+grep -qx 'u fstaidd - "fstaid failover monitor" /var/lib/fstaidd' "$root/usr/lib/sysusers.d/fstaidd.conf" ||
+	fail "/usr/lib/sysusers.d/fstaidd.conf does not describe the same user"
+echo "$pw"
 
 step "fstaidd version, fstaidd check, example handlers"
 v=$(in_root fstaidd version)
@@ -270,6 +294,17 @@ echo "$out" | sed 's/^/  /'
 [ "$rc" = 1 ] || fail "fstaidd check on the example config: exit $rc, want 1 (78 is a configuration error)"
 grep -q '^config /etc/fstaidd/fstaidd.toml: OK$' <<<"$out" || fail "fstaidd check does not accept the example config"
 grep -q '^  free: no failover record$' <<<"$out" || fail "fstaidd check: the lock directory is not usable"
+# The same as the user the service runs as: it must read the config
+# (root:fstaidd 0640). The lock directory becomes fstaidd's when systemd
+# starts the service (StateDirectory=), not before.
+set +e
+out=$(unshare --net --mount --pid --fork --mount-proc="$root/proc" \
+	chroot --userspec="$uid:$gid" --groups="$gid" "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin fstaidd check 2>&1)
+rc=$?
+set -e
+echo "$out" | sed 's/^/  (as fstaidd) /'
+[ "$rc" = 1 ] || fail "fstaidd check as the user fstaidd: exit $rc, want 1 (78 is a configuration error)"
+grep -q '^config /etc/fstaidd/fstaidd.toml: OK$' <<<"$out" || fail "fstaidd check as fstaidd cannot read the config"
 set +e
 out=$(in_root env FSTAID_REASON=manual FSTAID_TARGET=db1 /usr/share/fstaidd/examples/handler.sh 1 false -1 false 2>&1)
 rc=$?
@@ -292,6 +327,9 @@ sed "s|^ExecStart=/usr/bin/fstaidd |ExecStart=$root/usr/bin/fstaidd |" \
 grep -q "^ExecStart=$root/usr/bin/fstaidd " "$units/fstaidd.service" ||
 	fail "fstaidd.service: no ExecStart=/usr/bin/fstaidd line"
 cp "$root/lib/systemd/system/fstaidd-fail.socket" "$units/"
+# With the example drop-in for root handlers, as an operator installs it.
+mkdir "$units/fstaidd.service.d"
+cp "$root/usr/share/fstaidd/examples/root-handlers.conf" "$units/fstaidd.service.d/"
 unitsload=/run/systemd/systemd-units-load
 had_unitsload=false
 [ ! -e "$unitsload" ] || had_unitsload=true
@@ -338,6 +376,7 @@ in_root dpkg -i /tmp/fstaidd.deb >"$work/dpkg.log" 2>&1 || {
 }
 expect_calls "upgrade" "systemctl --system daemon-reload"
 tail -1 "$root/etc/fstaidd/fstaidd.toml" | grep -qx '# edited by check.sh' || fail "the upgrade overwrote the edited conffile"
+[ "$(in_root stat -c %U:%G /etc/fstaidd/fstaidd.toml)" = root:fstaidd ] || fail "after the upgrade the edited conffile is not root:fstaidd"
 echo '{"state":"failed-over"}' >"$root/var/lib/fstaidd/fstaid.8080.lock"
 in_root dpkg -r fstaidd >"$work/dpkg.log" 2>&1 || {
 	cat "$work/dpkg.log" >&2
@@ -354,8 +393,9 @@ expect_calls "purge" "systemctl --system daemon-reload"
 [ ! -e "$root/etc/fstaidd/fstaidd.toml" ] || fail "dpkg -P left the conffile"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/fstaidd.service" ] || fail "dpkg -P left the enablement link"
 [ -f "$root/var/lib/fstaidd/fstaid.8080.lock" ] || fail "dpkg -P removed a failover record"
+in_root getent passwd fstaidd >/dev/null || fail "dpkg -P removed the user fstaidd (files may still belong to it)"
 [ "$(in_root dpkg-query -W -f='${Status}' fstaidd 2>/dev/null || true)" != "install ok installed" ] || fail "fstaidd still installed"
-echo "daemon-reload only on install and upgrade; socket and service stopped on removal; record kept"
+echo "daemon-reload only on install and upgrade; socket and service stopped on removal; record and user kept"
 
 step "clean up"
 cleanup

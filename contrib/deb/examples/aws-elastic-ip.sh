@@ -21,10 +21,13 @@
 #   command = "/usr/share/fstaidd/examples/aws-elastic-ip.sh"
 #   timeout = 420     # > fence timeout + a few API calls
 #
+# The shipped unit runs this script as the user fstaidd (unprivileged:
+# an API call needs no root): make the .env file root:fstaidd 0640.
 # Credentials: the monitor host's instance profile (or the usual AWS CLI
-# configuration of root). It needs ec2:DescribeAddresses,
-# ec2:AssociateAddress, and with fencing ec2:StopInstances and
-# ec2:DescribeInstances, limited to these resources where possible.
+# configuration of that user, /var/lib/fstaidd/.aws). It needs
+# ec2:DescribeAddresses, ec2:AssociateAddress, and with fencing
+# ec2:StopInstances and ec2:DescribeInstances, limited to these resources
+# where possible.
 #
 # Safety: the script is idempotent (a second run after the address moved
 # succeeds without calling AssociateAddress again), and it refuses to move
