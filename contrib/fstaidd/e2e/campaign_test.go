@@ -27,7 +27,7 @@ import (
 //
 // and soak with -campaign.runs=N (schedules per mode).
 var (
-	campaignSeed = flag.Uint64("campaign.seed", 0, "replay the schedule of this seed (0: draw seeds)")
+	campaignSeed = flag.String("campaign.seed", "", "replay the schedules of these seeds, comma-separated (empty: draw seeds)")
 	campaignRuns = flag.Int("campaign.runs", 0, "schedules per mode (0: the short campaign CI runs)")
 	campaignBase = flag.Uint64("campaign.base", 0, "first seed when drawing (0: from the clock)")
 )
@@ -78,8 +78,16 @@ func TestCampaign(t *testing.T) {
 // campaignSeeds returns the seeds to run: the one to replay, or fresh
 // ones.
 func campaignSeeds() []uint64 {
-	if *campaignSeed != 0 {
-		return []uint64{*campaignSeed}
+	if *campaignSeed != "" {
+		var seeds []uint64
+		for _, f := range strings.Split(*campaignSeed, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				panic(fmt.Sprintf("-campaign.seed: %q is not a seed", f))
+			}
+			seeds = append(seeds, n)
+		}
+		return seeds
 	}
 	runs := *campaignRuns
 	if runs <= 0 {
