@@ -159,10 +159,9 @@ func ParseConfig(data string) (*Config, error) {
 		return nil, err
 	}
 	cfg := &Config{}
+	cfg.Global.setDefaults()
 	if t := root.Table("global", true); t != nil {
 		cfg.Global.decode(t)
-	} else {
-		cfg.Global.setDefaults()
 	}
 	if t := root.Table("handler", !root.Has("aws")); t != nil {
 		cfg.Handler = decodeCommandSection(t)
@@ -203,7 +202,6 @@ func (g *Global) setDefaults() {
 }
 
 func (g *Global) decode(t *config.Table) {
-	g.setDefaults()
 	if p, ok := t.Int("port"); ok {
 		if p < 1 || p > 65535 {
 			t.Errorf("port", "must be between 1 and 65535, got %d", p)
