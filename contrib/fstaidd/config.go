@@ -270,11 +270,15 @@ func (g *Global) options() []fstaid.Option {
 	}
 }
 
-// validCommand records why command cannot run as a check or handler.
-func validCommand(t *config.Table, command string) {
-	if _, err := fstaid.SplitCommand(command); err != nil {
+// splitCommand splits command as the library will run it, recording why
+// it cannot (then nil).
+func splitCommand(t *config.Table, command string) []string {
+	args, err := fstaid.SplitCommand(command)
+	if err != nil {
 		t.Errorf("command", "%v", err)
+		return nil
 	}
+	return args
 }
 
 func decodeCommandSection(t *config.Table) *CommandSection {
@@ -282,14 +286,11 @@ func decodeCommandSection(t *config.Table) *CommandSection {
 	s.Command, _ = t.String("command")
 	if s.Command == "" {
 		t.Errorf("command", "is required")
-	} else {
-		validCommand(t, s.Command)
+	} else if args := splitCommand(t, s.Command); args != nil {
 		// The handler must exist and be executable now, not at failover
 		// time.
-		if args, err := fstaid.SplitCommand(s.Command); err == nil {
-			if _, err := exec.LookPath(args[0]); err != nil {
-				t.Errorf("command", "%s is not an executable file: %v", args[0], unwrapPath(err))
-			}
+		if _, err := exec.LookPath(args[0]); err != nil {
+			t.Errorf("command", "%s is not an executable file: %v", args[0], unwrapPath(err))
 		}
 	}
 	s.Timeout = requiredTimeout(t)
@@ -341,7 +342,7 @@ func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, ti
 		t.Errorf("", "set only one of command, http, tcp and imds")
 	}
 	if s.Command != "" {
-		validCommand(t, s.Command)
+		splitCommand(t, s.Command)
 	}
 	// URLs are only ever shown with their password redacted: a password
 	// in a config error would reach the journal.
