@@ -57,12 +57,14 @@ func exitCode(err error) int {
 }
 
 // transientLockError reports whether the lock failed for a reason of the
-// moment that a restart may find gone (a full or read-only file system,
-// an I/O error): exit 70 and let systemd retry, rather than 78, which it
-// never restarts. A lock directory that cannot be written for want of
-// permission, or that cannot publish exclusively, stays 78.
+// moment that a restart may find gone (a full file system, an I/O
+// error): exit 70 and let systemd retry, rather than 78, which it never
+// restarts. A lock directory that cannot be written for want of
+// permission, on a read-only mount (most often the unit's
+// ProtectSystem=strict without the directory in ReadWritePaths=), or
+// that cannot publish exclusively stays 78: an operator must act.
 func transientLockError(err error) bool {
-	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO} {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO} {
 		if errors.Is(err, errno) {
 			return true
 		}

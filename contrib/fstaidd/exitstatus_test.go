@@ -9,8 +9,9 @@ import (
 	"github.com/fstaid/fstaid"
 )
 
-// A lock directory that is full, read-only or failing at start-up may
-// heal by itself: exit 70, which systemd restarts. Found by the fault
+// A lock directory that is full or failing at start-up may heal by
+// itself: exit 70, which systemd restarts; a read-only or forbidden one
+// needs an operator: 78. Found by the fault
 // campaign: with 78 a monitor started while its lock directory was full
 // never came back once space was freed.
 func TestLockUnavailableExitStatus(t *testing.T) {
@@ -24,7 +25,7 @@ func TestLockUnavailableExitStatus(t *testing.T) {
 	}{
 		{lockErr(syscall.ENOSPC), exitSoftware},
 		{lockErr(syscall.EDQUOT), exitSoftware},
-		{lockErr(syscall.EROFS), exitSoftware},
+		{lockErr(syscall.EROFS), exitConfig},
 		{lockErr(syscall.EIO), exitSoftware},
 		{lockErr(syscall.EACCES), exitConfig},
 		{fmt.Errorf("%w: %w", fstaid.ErrLockUnavailable, fstaid.ErrNoExclusivePublish), exitConfig},

@@ -683,6 +683,13 @@ func (sc *schedule) heal(pending []fault) {
 	if sc.lockDir != "" {
 		sc.readOnlyLockDir(false)
 		sc.fillLockDir(false)
+		// A monitor that found its lock directory read-only at start-up
+		// exited 78 (an operator must act): the operator, having fixed
+		// the mount, starts it again.
+		if d := sc.daemon("m1"); d != nil && d.exited() && d.code == 78 {
+			sc.log("operator restarts m1 after fixing the lock directory")
+			sc.startMonitor("m1")
+		}
 	}
 	if sc.mode.etcd {
 		for _, e := range etcdMembers {
@@ -984,6 +991,10 @@ func (sc *schedule) check(mustFailOver bool) {
 		for _, c := range codes {
 			switch c {
 			case -1, 0, 10, 11, 12, 13, 14, 70:
+			case 78:
+				if sc.mode.etcd {
+					t.Errorf("%s exited 78 although its configuration is valid", m)
+				}
 			default:
 				t.Errorf("%s exited %d, which the unit does not expect", m, c)
 			}
