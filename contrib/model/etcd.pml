@@ -252,7 +252,7 @@ active proctype Systemd() {
 #if N > 2
 	:: atomic { kills > 0 && alive[2] -> kills--; j = 2; alive[2] = false }; goto killed
 #endif
-	:: kills == 0 -> break
+	:: kills == 0 -> goto idle     /* no SIGKILL left: systemd restarts nobody */
 	od;
 killed:
 	printf("MSC: SIGKILL monitor %d\n", j);
@@ -266,7 +266,8 @@ killed:
 		:: else
 		fi;
 		j = 0
-	}
+	};
+idle:	skip
 }
 
 /* Leases: the holder key expires once its holder is dead or cut off

@@ -16,8 +16,10 @@
  * Switches (cc -D, or spin -D):
  *   M4           mutant: the watchdog deadline does not cover a manual
  *                failover (currentDeadline ignores a Fail's gate bound)
- *   SHUTDOWN_BUG the daemon as it is: a /fail queued on the gate may begin
- *                a failover after the stop began (see README, "Findings")
+ *   SHUTDOWN_BUG the code before the fix: /fail ran on WithoutCancel and
+ *                gate.begin did not check ctx after taking the gate, so a
+ *                /fail queued on the gate could begin a failover after the
+ *                stop began (see README, "Findings")
  *   LIVE         the environment of property P4: no SIGTERM, no SIGKILL,
  *                no isolated monitor, no legacy file; faults are finite
  */
@@ -166,12 +168,21 @@ inline finish(res) {
  * attempt, ev false for a retry of the last attempt (checkLock's own record). */
 inline failover(c, isauto, ev) {
 	/* failoverGate.begin(ctx, FailoverBound): the loop's ctx is loopCtx; a
-	 * Fail's is the request's, WithoutCancel (server.go). */
+	 * Fail's is fstaidd's stopping context, which SIGTERM ends (server.go,
+	 * api.stopping; under SHUTDOWN_BUG the request's, WithoutCancel). */
 	if
 	:: atomic { g_holder == 0 -> g_holder = c + 1 };
 		if
 		:: g_done -> g_holder = 0         /* begin: the failover ended for good: its result */
+#ifndef SHUTDOWN_BUG
+		/* begin: ctx.Err() after taking the gate: an attempt whose caller's
+		 * context ended never begins (the loop's loopCtx; a /fail's is
+		 * fstaidd's stopping context, ended by SIGTERM) */
+		:: !g_done && term -> g_holder = 0
+		:: !g_done && !term ->
+#else
 		:: else ->
+#endif
 			atomic { g_run = true; g_left = F; g_auto = isauto; printf("MSC: caller %d: gate.begin\n", c);
 				if :: ev -> g_last = true :: else fi }
 			if
@@ -207,7 +218,7 @@ inline failover(c, isauto, ev) {
 		fi
 	:: c == 0 && LCTX_DONE -> skip             /* begin: ctx.Done() */
 #ifndef SHUTDOWN_BUG
-	/* not the code yet: a /fail still waiting once the stop began gives up */
+	/* begin: a /fail's ctx (fstaidd's stopping context) ended while it waited */
 	:: c > 0 && term -> skip
 #endif
 	fi
@@ -307,7 +318,10 @@ ran:		/* Run returns: running false, deadline zero (healthy) */
 proctype Fail(byte g; byte c) {
 	bool b; byte out = 0; byte d = 0;
 	{
-		do                                  /* accepted: srv.Shutdown waits for it */
+		/* accepted: srv.Shutdown waits for it. One arriving after SIGTERM
+		 * gets 503 at once (its ctx ended: gate.begin gives up): not
+		 * modelled, it takes no step that matters. */
+		do
 #ifdef SHUTDOWN_BUG
 		:: atomic { listening -> inflight++ }; break
 #else
