@@ -386,7 +386,7 @@ func (sc *schedule) drawFaults() []fault {
 				sc.mu.Unlock()
 				d.signal(syscall.SIGTERM)
 			}
-			f.undo = func() { sc.restartIfDown(m) }
+			f.undo = func() { sc.restartIfDown(m, false) }
 		case k == 3 && sc.mode.etcd:
 			e := etcdMembers[r.IntN(len(etcdMembers))]
 			f.what = "SIGKILL etcd " + e + ", restart later"
@@ -485,9 +485,18 @@ func (sc *schedule) contProc(p *proc) {
 	p.signal(syscall.SIGCONT)
 }
 
-func (sc *schedule) restartIfDown(m string) {
+// restartIfDown restarts a monitor the nemesis SIGTERMed, once it has
+// exited. Without wait, one still running (finishing a failover, or
+// stopped by another fault) is left for the heal, which waits: the
+// nemesis never blocks on it, since what it waits for may need a fault
+// undone first (a full lock directory, a SIGSTOP).
+func (sc *schedule) restartIfDown(m string, wait bool) {
 	sc.mu.Lock()
 	d := sc.down[m]
+	if d != nil && !wait && !d.exited() {
+		sc.mu.Unlock()
+		return
+	}
 	delete(sc.down, m)
 	sc.mu.Unlock()
 	if d == nil {
@@ -677,9 +686,6 @@ func (sc *schedule) heal(pending []fault) {
 	for _, r := range routes {
 		sc.partition(r[0], r[1], false)
 	}
-	for _, m := range down {
-		sc.restartIfDown(m)
-	}
 	if sc.lockDir != "" {
 		sc.readOnlyLockDir(false)
 		sc.fillLockDir(false)
@@ -690,6 +696,11 @@ func (sc *schedule) heal(pending []fault) {
 			sc.log("operator restarts m1 after fixing the lock directory")
 			sc.startMonitor("m1")
 		}
+	}
+	// Last, with every fault undone: a SIGTERMed monitor may have been
+	// finishing a failover that needed one of them.
+	for _, m := range down {
+		sc.restartIfDown(m, true)
 	}
 	if sc.mode.etcd {
 		for _, e := range etcdMembers {
