@@ -34,7 +34,7 @@ var (
 )
 
 // campaignShort is the number of schedules per mode CI runs.
-const campaignShort = 6
+const campaignShort = 8
 
 // campaignMode is one way of deploying monitors.
 type campaignMode struct {
