@@ -14,12 +14,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 )
 
@@ -63,16 +65,49 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("fstaidd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", defaultConfig, "configuration file")
+	// parseFails parses args; -h is an answer, not an error: the
+	// command's own flags on stdout, status 0 (help).
+	help := -1
+	parseFails := func(status int) bool {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			help = 0
+			return true
+		}
+		if err != nil {
+			help = status
+			return true
+		}
+		return false
+	}
+	fs.Usage = func() {
+		out := fs.Output()
+		if cmd == "run" {
+			fmt.Fprintln(out, usage)
+			fmt.Fprintln(out, "\nflags of fstaidd (run):")
+		} else {
+			fmt.Fprintf(out, "usage of fstaidd %s:\n", cmd)
+		}
+		fs.PrintDefaults()
+	}
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		fs.SetOutput(stdout) // asked for: not an error
+	}
 	switch cmd {
 	case "run":
-		if fs.Parse(args) != nil {
-			return exitConfig
+		showVersion := fs.Bool("version", false, "print the version and exit (the original fstaid's flag)")
+		if parseFails(exitConfig) {
+			return help
+		}
+		if *showVersion {
+			fmt.Fprintln(stdout, "fstaidd", version())
+			return 0
 		}
 		d := &daemon{configPath: *config, stderr: stderr}
 		return d.run(ctx)
 	case "check":
-		if fs.Parse(args) != nil {
-			return 2
+		if parseFails(2) {
+			return help
 		}
 		return cmdCheck(ctx, *config, stdout)
 	case "fail":
@@ -80,27 +115,27 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		user := fs.String("user", "", "user for basic auth (default: the config's first [[user]])")
 		password := fs.String("password", "", "password (default: the config's, if plain)")
 		addr := fs.String("addr", "", "daemon address (default: from the config)")
-		if fs.Parse(args) != nil {
-			return 2
+		if parseFails(2) {
+			return help
 		}
 		return cmdFail(ctx, *config, *addr, *user, *password, *exit, stdout, stderr)
 	case "status":
 		user := fs.String("user", "", "user for basic auth")
 		password := fs.String("password", "", "password")
 		addr := fs.String("addr", "", "daemon address (default: from the config)")
-		if fs.Parse(args) != nil {
-			return 2
+		if parseFails(2) {
+			return help
 		}
 		return cmdStatus(ctx, *config, *addr, *user, *password, stdout, stderr)
 	case "unlock":
 		yes := fs.Bool("yes", false, "remove the record (without it, only show it)")
-		if fs.Parse(args) != nil {
-			return 2
+		if parseFails(2) {
+			return help
 		}
 		return cmdUnlock(ctx, *config, *yes, stdin, stdout, stderr)
 	case "demo":
-		if fs.Parse(args) != nil {
-			return 2
+		if parseFails(2) {
+			return help
 		}
 		return cmdDemo(ctx, stdout, stderr)
 	case "version":
@@ -121,4 +156,5 @@ const usage = `usage:
   fstaidd status  [-config FILE]                the daemon's state and the lock
   fstaidd unlock  [-config FILE] [-yes]         show the failover record; remove it with -yes
   fstaidd demo                                  watch a throwaway target die (loopback only)
-  fstaidd version`
+  fstaidd version                               (also fstaidd -version, as the original)
+  fstaidd help                                  this text; COMMAND -h lists a command's flags`
