@@ -35,6 +35,7 @@ import (
 // check may be called by many goroutines at once.
 type auth struct {
 	users map[string]credential
+	roles map[string]string // user -> RoleAdmin or RoleViewer
 	// anyBcrypt: some user has a bcrypt hash, so every check costs one
 	// bcrypt comparison (against dummy when there is no real hash).
 	anyBcrypt bool
@@ -63,6 +64,7 @@ func newAuth(users []User) *auth {
 	}
 	a := &auth{
 		users:    map[string]credential{},
+		roles:    map[string]string{},
 		slots:    make(chan struct{}, bcryptSlots),
 		verified: map[string][sha256.Size]byte{},
 		compare:  bcrypt.CompareHashAndPassword,
@@ -70,6 +72,10 @@ func newAuth(users []User) *auth {
 	rand.Read(a.macKey[:])
 	maxCost, costliest := 0, ""
 	for _, u := range users {
+		a.roles[u.UserID] = u.Role
+		if a.roles[u.UserID] == "" {
+			a.roles[u.UserID] = RoleAdmin // a User built by hand, not by the config
+		}
 		if isBcrypt(u.Password) {
 			a.users[u.UserID] = credential{bcrypt: []byte(u.Password)}
 			if cost, err := bcryptCost(u.Password); err == nil && cost > maxCost {
@@ -96,6 +102,9 @@ func newAuth(users []User) *auth {
 }
 
 // check returns the authenticated user, or "" and false.
+// role returns an authenticated user's role.
+func (a *auth) role(user string) string { return a.roles[user] }
+
 func (a *auth) check(ctx context.Context, r *http.Request) (string, bool) {
 	user, pass, ok := r.BasicAuth()
 	if !ok {

@@ -104,7 +104,16 @@ type CheckSection struct {
 type User struct {
 	UserID   string
 	Password string
+	// Role is RoleAdmin (the default, so the original's configs keep
+	// working: may POST /fail) or RoleViewer (/status and /metrics only).
+	Role string
 }
+
+// The roles of [[user]] role.
+const (
+	RoleAdmin  = "admin"
+	RoleViewer = "viewer"
+)
 
 // Limits on what the config accepts (durations: config.ParseSeconds).
 const (
@@ -468,6 +477,15 @@ func decodeUsers(root *config.Table) []User {
 		var u User
 		u.UserID, _ = t.String("userid")
 		u.Password, _ = t.String("password")
+		u.Role = RoleAdmin
+		if r, ok := t.String("role"); ok {
+			switch r {
+			case RoleAdmin, RoleViewer:
+				u.Role = r
+			default:
+				t.Errorf("role", "%q is not a role: want %q (may fail over, the default) or %q (/status and /metrics only)", r, RoleAdmin, RoleViewer)
+			}
+		}
 		if u.UserID == "" {
 			t.Errorf("userid", "is required")
 		} else if strings.Contains(u.UserID, ":") {

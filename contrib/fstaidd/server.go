@@ -51,7 +51,7 @@ func (a *api) handler() http.Handler {
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"message": "pong"})
 	})
-	mux.Handle("/fail", a.sameOrigin(a.authed(http.HandlerFunc(a.fail))))
+	mux.Handle("/fail", a.sameOrigin(a.authed(a.adminOnly(http.HandlerFunc(a.fail)))))
 	mux.Handle("GET /status", a.sameOrigin(a.authed(http.HandlerFunc(a.status))))
 	mux.Handle("GET /metrics", a.sameOrigin(a.authed(promhttp.HandlerFor(a.gather, promhttp.HandlerOpts{}))))
 	return mux
@@ -139,6 +139,24 @@ func (a *api) authed(next http.Handler) http.Handler {
 }
 
 type userKey struct{}
+
+// adminOnly refuses users whose role is not admin (403): a viewer (a
+// Prometheus scrape credential, say) may read, never fail over. Without
+// users everyone on loopback is admin.
+func (a *api) adminOnly(next http.Handler) http.Handler {
+	if a.auth == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _ := r.Context().Value(userKey{}).(string)
+		if role := a.auth.role(user); role != RoleAdmin {
+			a.logger.Warn("refused: this user may not fail over", "event", "forbidden", "user", user, "role", role, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusForbidden, failResponse{Message: fmt.Sprintf("user %q has role %q: only an admin may fail over", user, role)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // failResponse is the body of every /fail answer.
 type failResponse struct {

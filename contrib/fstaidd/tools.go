@@ -174,14 +174,21 @@ func daemonURL(cfg *Config, addr string) string {
 	return "http://" + addr
 }
 
-// credentials fall back to the config's first user with a plain password.
-func credentials(cfg *Config, user, password string) (string, string) {
-	if user == "" && len(cfg.Users) > 0 {
-		u := cfg.Users[0]
-		user = u.UserID
+// credentials fall back to the config's first user (the first admin
+// when admin is set: only admins may fail over), and to its password
+// when that is plain.
+func credentials(cfg *Config, user, password string, admin bool) (string, string) {
+	if user != "" {
+		return user, password
+	}
+	for _, u := range cfg.Users {
+		if admin && u.Role != RoleAdmin {
+			continue
+		}
 		if password == "" && !isBcrypt(u.Password) {
 			password = u.Password
 		}
+		return u.UserID, password
 	}
 	return user, password
 }
@@ -213,7 +220,7 @@ func cmdFail(ctx context.Context, path, addr, user, password string, exit int, o
 		fmt.Fprintln(errOut, err)
 		return exitConfig
 	}
-	user, password = credentials(cfg, user, password)
+	user, password = credentials(cfg, user, password, true)
 	u := daemonURL(cfg, addr) + "/fail?exit=" + url.QueryEscape(strconv.Itoa(exit))
 	resp, body, err := request(ctx, http.MethodPost, u, user, password)
 	if err != nil {
@@ -234,7 +241,7 @@ func cmdStatus(ctx context.Context, path, addr, user, password string, out, errO
 		fmt.Fprintln(errOut, err)
 		return exitConfig
 	}
-	user, password = credentials(cfg, user, password)
+	user, password = credentials(cfg, user, password, false)
 	resp, body, err := request(ctx, http.MethodGet, daemonURL(cfg, addr)+"/status", user, password)
 	if err == nil && resp.StatusCode == http.StatusOK {
 		out.Write(body)
