@@ -439,7 +439,10 @@ func (m *Monitor) loopState(n Notice) {
 	defer m.obsMu.Unlock()
 	m.mu.Lock()
 	if m.gate.running() || m.gate.ended() {
-		m.held = &n
+		// A copy made here, not &n: taking n's address would move every
+		// round's notice to the heap.
+		held := n
+		m.held = &held
 		m.mu.Unlock()
 		return
 	}

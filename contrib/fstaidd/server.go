@@ -199,7 +199,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.monitor.Fail(ctx, fstaid.ExitCode(code), fstaid.RequestedBy(who))
 	switch {
 	case rec == nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		writeJSON(w, http.StatusServiceUnavailable, failResponse{Message: "fstaidd is stopping: no failover began; ask the next instance"})
+		writeJSON(w, http.StatusServiceUnavailable, failResponse{Message: "fstaidd is stopping: this request began no failover (one already running finishes: see /status or fstaidd status); ask the next instance"})
 	case err == nil:
 		writeJSON(w, http.StatusOK, failResponse{Accepted: true, Message: "failed over; every handler succeeded", Record: rec})
 	case errors.Is(err, fstaid.ErrHandlerFailed):
