@@ -96,37 +96,81 @@ type daemon struct {
 	serving func([]net.Addr)
 }
 
-// run is the daemon: it returns the exit status.
+// run is the daemon: it returns the exit status. Every exit goes
+// through here: start returns why the daemon stopped, exitStatus maps
+// that to the status, and connections queued on an activated socket are
+// answered when systemd will not restart us.
 func (d *daemon) run(ctx context.Context) int {
 	// Take the activated sockets first, whatever happens next: on a bad
 	// config the queued connections must still be answered.
 	activated, actErr := systemd.Listeners()
-	failLs := pickFailListeners(activated)
+	s := &session{failLs: pickFailListeners(activated), logger: fallbackLogger(d.stderr)}
+	defer s.close()
+	err := d.start(ctx, s, actErr)
+	code := exitStatus(err)
+	if !s.serving && drainsOnExit(code) {
+		// The monitor never served: tell the queued requests why.
+		serveDrain(s.failLs, configErrorHandler(err), s.logger)
+	}
+	logExit(s.logger, code, err)
+	return code
+}
 
+// exitStatus is exitCode, except that an etcd outage is never a
+// configuration error: systemd restarts us.
+func exitStatus(err error) int {
+	code := exitCode(err)
+	if code == exitConfig && etcdUnavailable(err) {
+		code = exitSoftware
+	}
+	return code
+}
+
+// session is what one run of the daemon holds until it exits.
+type session struct {
+	failLs  []net.Listener // the activated "fail" sockets, if any
+	logger  *slog.Logger   // the fallback logger until the config names one
+	logFile *reopenFile
+	serving bool // the HTTP server answers on the listeners
+	closers []func()
+}
+
+func (s *session) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
+}
+
+// configError marks err as a configuration error (exit status 78).
+func configError(err error) error {
+	if errors.Is(err, errConfig) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errConfig, err)
+}
+
+// start loads the config, builds the monitor, serves the API and runs
+// the monitor until it stops; it returns why.
+func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 	cfg, err := LoadConfig(d.configPath)
 	if err != nil {
-		logger := fallbackLogger(d.stderr)
-		logger.Error(err.Error())
-		serveDrain(failLs, configErrorHandler(err), logger)
-		return exitConfig
+		return err
 	}
 	logger, logFile, err := newLogger(cfg, d.stderr)
 	if err != nil {
-		logger = fallbackLogger(d.stderr)
-		logger.Error("configuration error", "error", err)
-		serveDrain(failLs, configErrorHandler(err), logger)
-		return exitConfig
+		return configError(err)
 	}
-	if logFile != nil {
-		defer logFile.Close()
-	}
+	s.logger, s.logFile = logger, logFile
 	// SIGHUP reopens the log file; without a handler it would kill us.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer func() {
+	s.closers = append(s.closers, func() {
 		signal.Stop(hup) // before close: the signal package must not send to a closed channel
 		close(hup)
-	}()
+	})
 	go func() {
 		for range hup {
 			if logFile != nil {
@@ -145,30 +189,21 @@ func (d *daemon) run(ctx context.Context) int {
 	st := &statusLine{n: notifier, target: cfg.Global.Target}
 	opts, err := cfg.Options(ctx, logger)
 	if err != nil {
-		logger.Error("configuration error", "error", err)
-		serveDrain(failLs, configErrorHandler(err), logger)
-		return exitConfig
+		return configError(err)
 	}
 	var lock fstaid.Lock = cfg.FileLock
 	var store *etcd.Store
 	if cfg.Etcd != nil {
 		store, err = openEtcd(cfg, logger)
-		if err != nil && etcdUnavailable(err) {
-			// An outage: systemd restarts us; the queued connections
-			// stay with it for the next instance.
-			logger.Error("etcd unreachable at start-up", "error", err)
-			return exitSoftware
-		}
 		if err != nil {
-			logger.Error("configuration error", "error", err)
-			serveDrain(failLs, configErrorHandler(err), logger)
-			return exitConfig
+			// An outage (etcdUnavailable: restarted, the queued
+			// connections stay with systemd for the next instance) or
+			// a configuration error.
+			return err
 		}
-		defer store.Close()
+		s.closers = append(s.closers, func() { store.Close() })
 		if err := etcdStartup(ctx, cfg, store, logger); err != nil {
-			logger.Error("configuration error", "error", err)
-			serveDrain(failLs, configErrorHandler(err), logger)
-			return exitConfig
+			return configError(err)
 		}
 		lock = etcdLock(cfg, store)
 		opts = append(opts, etcdOptions(cfg, store, lock)...)
@@ -181,27 +216,20 @@ func (d *daemon) run(ctx context.Context) int {
 	opts = append(opts, d.extraOpts...)
 	m, err := fstaid.New(opts...)
 	if err != nil {
-		err = fmt.Errorf("%w: %w", errConfig, err)
-		logger.Error("configuration error", "error", err)
-		serveDrain(failLs, configErrorHandler(err), logger)
-		return exitConfig
+		return configError(err)
 	}
 
-	listeners := failLs
+	listeners := s.failLs
 	if len(listeners) == 0 {
 		l, err := net.Listen("tcp", cfg.ListenAddress())
 		if err != nil {
-			logger.Error("cannot listen", "address", cfg.ListenAddress(), "error", err)
-			return exitSoftware
+			return fmt.Errorf("cannot listen on %s: %w", cfg.ListenAddress(), err)
 		}
 		listeners = []net.Listener{l}
 	} else if len(cfg.Users) == 0 {
 		for _, l := range listeners {
 			if !isLoopback(l.Addr().String()) {
-				err := fmt.Errorf("%w: the activated socket %s is not loopback and no [[user]] is configured: anyone could fail over", errConfig, l.Addr())
-				logger.Error(err.Error())
-				serveDrain(listeners, configErrorHandler(err), logger)
-				return exitConfig
+				return fmt.Errorf("%w: the activated socket %s is not loopback and no [[user]] is configured: anyone could fail over", errConfig, l.Addr())
 			}
 		}
 	}
@@ -221,7 +249,8 @@ func (d *daemon) run(ctx context.Context) int {
 			srv.Serve(dl)
 		}()
 	}
-	logger.Info("serving", "addresses", fmt.Sprint(addrs), "activated", len(failLs) > 0, "lock", fmt.Sprint(lock),
+	s.serving = true
+	logger.Info("serving", "addresses", fmt.Sprint(addrs), "activated", len(s.failLs) > 0, "lock", fmt.Sprint(lock),
 		"version", version())
 	notifier.Ready()
 	if d.serving != nil {
@@ -240,12 +269,8 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 
 	runErr := m.Run(ctx)
-	code := exitCode(runErr)
-	if code == exitConfig && etcdUnavailable(runErr) {
-		code = exitSoftware // an etcd outage is not a configuration error: restart
-	}
 	notifier.Stopping()
-	if drainsOnExit(code) {
+	if drainsOnExit(exitStatus(runErr)) {
 		for _, dl := range drains {
 			dl.drain()
 		}
@@ -256,17 +281,16 @@ func (d *daemon) run(ctx context.Context) int {
 	srv.Shutdown(sctx)
 	cancel()
 	serving.Wait()
-	if code == exitOK {
+	if runErr == nil {
 		// A /fail that raced the shutdown may have failed over.
 		if rec := m.Status().Record; rec != nil && m.Status().State == fstaid.StateFailedOver {
-			code = exitFailedOver
 			if rec.State == fstaid.RecordHandlerFailed {
-				code = exitHandlerFailed
+				return fmt.Errorf("a manual failover finished as fstaidd stopped: %w", fstaid.ErrHandlerFailed)
 			}
+			return fmt.Errorf("a manual failover finished as fstaidd stopped: %w", fstaid.ErrFailedOver)
 		}
 	}
-	logExit(logger, code, runErr)
-	return code
+	return runErr
 }
 
 func logExit(logger *slog.Logger, code int, err error) {

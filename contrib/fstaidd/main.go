@@ -132,7 +132,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if parseFails(2) {
 			return help
 		}
-		return cmdUnlock(ctx, *config, *yes, stdin, stdout, stderr)
+		return cmdUnlock(ctx, *config, *yes, stdout, stderr)
 	case "demo":
 		if parseFails(2) {
 			return help
