@@ -66,8 +66,9 @@ func (e *CheckError) Unwrap() error { return e.Err }
 
 // Result is the outcome of one check, as the Monitor observed it.
 type Result struct {
-	// Check names the check: "primary", "secondary" or "self".
-	Check string `json:"check"`
+	// Name names the check: "primary", "secondary" or "self". (Its JSON
+	// key stays "check", as the /status API has always shown it.)
+	Name string `json:"check"`
 	// Passed reports whether the check passed.
 	Passed bool `json:"passed"`
 	// ExitStatus is 0 for a pass; see CheckError for failures. A check
@@ -88,10 +89,14 @@ type Result struct {
 	Attempts int `json:"attempts,omitempty"`
 }
 
+// Failed reports whether r is a check that ran and failed; false for a
+// nil r (a check that did not run, or is not configured).
+func (r *Result) Failed() bool { return r != nil && !r.Passed }
+
 // skippedResult is what handlers see for a check that is not configured:
 // exit status -1, not timed out (as the original fstaid reports it).
 func skippedResult(name string) Result {
-	return Result{Check: name, ExitStatus: -1}
+	return Result{Name: name, ExitStatus: -1}
 }
 
 // CommandCheck runs a command; exit status 0 passes. It runs in its own
@@ -320,12 +325,7 @@ func (c *HTTPCheck) checkDirect(ctx context.Context) error {
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, maxHTTPBody))
-		resp.Body.Close()
-		if resp.StatusCode >= 400 {
-			return &CheckError{ExitStatus: 1, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("GET %s: %s", c.shown, resp.Status)}
-		}
-		return nil
+		return c.judge(resp)
 	}
 	return fail(errors.New("too many informational responses"))
 }
@@ -352,6 +352,12 @@ func (c *HTTPCheck) Check(ctx context.Context) error {
 		}
 		return &CheckError{ExitStatus: 1, Err: err}
 	}
+	return c.judge(resp)
+}
+
+// judge ends both paths: it drains (bounded) and closes the body, then
+// fails a status of 400 or more, as curl -f does.
+func (c *HTTPCheck) judge(resp *http.Response) error {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxHTTPBody))
 	resp.Body.Close()
 	if resp.StatusCode >= 400 {

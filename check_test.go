@@ -240,8 +240,8 @@ func TestScriptHandlerArgsAndEnv(t *testing.T) {
 	h := fstaid.CommandHandler(script + " --flag")
 	ev := &fstaid.Event{
 		Reason: fstaid.ReasonAuto, Target: "db1", Time: time.Unix(100, 0), RoundStart: time.Unix(99, 0),
-		Primary:   fstaid.Result{Check: "primary", ExitStatus: 1, HTTPStatus: 503, Error: "GET x: 503", Start: time.Unix(99, 0), Duration: time.Second, Attempts: 3},
-		Secondary: fstaid.Result{Check: "secondary", ExitStatus: -1, TimedOut: true},
+		Primary:   fstaid.Result{Name: "primary", ExitStatus: 1, HTTPStatus: 503, Error: "GET x: 503", Start: time.Unix(99, 0), Duration: time.Second, Attempts: 3},
+		Secondary: fstaid.Result{Name: "secondary", ExitStatus: -1, TimedOut: true},
 	}
 	if err := h.Handle(t.Context(), ev); err != nil {
 		t.Fatal(err)

@@ -94,13 +94,14 @@ func ExampleMonitor_Fail() {
 		fstaid.WithLock(fstaid.NewFileLock(filepath.Join(dir, "fstaid.lock"))),
 		fstaid.WithLogger(nil),
 	)
-	rec, err := m.Fail(context.Background(), fstaid.ExitCode(2), fstaid.RequestedBy("alice"))
-	fmt.Println(rec.State, err)
+	rec, err := m.Fail(context.Background(), fstaid.WithExitCode(2), fstaid.WithRequestedBy("alice"),
+		fstaid.WithComment("planned: db1 maintenance"))
+	fmt.Println(rec.State, rec.Comment, err)
 	_, err = m.Fail(context.Background())
 	fmt.Println(errors.Is(err, fstaid.ErrLocked))
 	// Output:
 	// handler: manual 2 false 2 false alice
-	// done <nil>
+	// done planned: db1 maintenance <nil>
 	// true
 }
 

@@ -103,7 +103,6 @@ const (
 	VerdictStartupPassed   Verdict = "startup-passed"          // the start-up check passed
 	VerdictStartupFailed   Verdict = "startup-failed"          // the start-up check failed
 	VerdictStopped         Verdict = "stopped"                 // cancelled mid-round
-	verdictUnknown         Verdict = ""
 )
 
 // Round is one monitoring round: what ran, what it found.
@@ -136,9 +135,9 @@ func (r *Round) failures() string {
 			s += "; "
 		}
 		if res.TimedOut {
-			s += res.Check + " check timed out"
+			s += res.Name + " check timed out"
 		} else {
-			s += fmt.Sprintf("%s check failed (exit %d)", res.Check, res.ExitStatus)
+			s += fmt.Sprintf("%s check failed (exit %d)", res.Name, res.ExitStatus)
 		}
 		if res.Error != "" {
 			s += ": " + res.Error
@@ -676,7 +675,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		case VerdictFailover:
 			m.loopState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
 			m.logger.Error("target is dead: failing over", "event", "target-dead", "round", r.Number, "reason", r.failures())
-			_, ferr, _ := m.failover(loopCtx, m.autoEvent(r))
+			_, ferr, _ := m.failover(loopCtx, &failoverAttempt{ev: m.autoEvent(r)})
 			if _, done := m.gate.result(); done != nil {
 				// This failover, or a manual one that won the race.
 				return done
@@ -858,7 +857,7 @@ func (cc *checkContexts) of(m *Monitor, c *checkSpec) context.Context {
 // runCheck runs one check with its timeout and writes the outcome to res.
 // lctx is ctx with the check's logger (checkContexts).
 func (m *Monitor) runCheck(ctx, lctx context.Context, c *checkSpec, res *Result) {
-	*res = Result{Check: c.name, Start: time.Now()}
+	*res = Result{Name: c.name, Start: time.Now()}
 	cctx, cancel := context.WithTimeout(lctx, c.timeout)
 	err := callCheck(cctx, c.check)
 	res.Duration = time.Since(res.Start)
@@ -932,15 +931,13 @@ func (m *Monitor) startupRound(ctx context.Context, cc *checkContexts, n uint64,
 	switch {
 	case ctx.Err() != nil:
 		r.Verdict = VerdictStopped
-	case failed(r.Self) || failed(r.Primary) || failed(r.Secondary):
+	case r.Self.Failed() || r.Primary.Failed() || r.Secondary.Failed():
 		r.Verdict = VerdictStartupFailed
 	default:
 		r.Verdict = VerdictStartupPassed
 	}
 	return r
 }
-
-func failed(r *Result) bool { return r != nil && !r.Passed }
 
 // round runs steps 1 to 4 of a monitoring round and says what to do.
 func (m *Monitor) round(ctx context.Context, cc *checkContexts, timer *time.Timer, n uint64, start time.Time) *Round {
@@ -1022,22 +1019,6 @@ func (m *Monitor) autoEvent(r *Round) *Event {
 	return ev
 }
 
-// A FailOption adjusts a manual failover.
-type FailOption func(*failRequest)
-
-type failRequest struct {
-	exitCode    int
-	requestedBy string
-}
-
-// ExitCode sets the exit status the handlers see for both checks of a
-// manual failover (the original's /fail?exit=N). Default 1.
-func ExitCode(code int) FailOption { return func(r *failRequest) { r.exitCode = code } }
-
-// RequestedBy records who asked for a manual failover (a user, an
-// address); it is in the record and the handler's environment.
-func RequestedBy(who string) FailOption { return func(r *failRequest) { r.requestedBy = who } }
-
 // Fail fails over at once, without checks, whether or not Run is running
 // and whether it is armed. Failovers are serialised with the loop and
 // with each other: whatever the concurrency, the handlers run at most once
@@ -1065,7 +1046,7 @@ func RequestedBy(who string) FailOption { return func(r *failRequest) { r.reques
 func (m *Monitor) Fail(ctx context.Context, opts ...FailOption) (*Record, error) {
 	req := failRequest{exitCode: 1}
 	for _, o := range opts {
-		o(&req)
+		o.apply(&req)
 	}
 	manual := Result{ExitStatus: req.exitCode}
 	ev := &Event{
@@ -1076,8 +1057,8 @@ func (m *Monitor) Fail(ctx context.Context, opts ...FailOption) (*Record, error)
 		Secondary:   manual,
 		RequestedBy: req.requestedBy,
 	}
-	ev.Primary.Check, ev.Secondary.Check = "primary", "secondary"
-	rec, err, ran := m.failover(ctx, ev)
+	ev.Primary.Name, ev.Secondary.Name = "primary", "secondary"
+	rec, err, ran := m.failover(ctx, &failoverAttempt{ev: ev, comment: req.comment})
 	var fe *FailoverError
 	switch {
 	case ran && errors.As(err, &fe) && fe.Err == nil:
@@ -1090,26 +1071,34 @@ func (m *Monitor) Fail(ctx context.Context, opts ...FailOption) (*Record, error)
 	return rec, err
 }
 
+// failoverAttempt is what one failover attempt writes: the handlers'
+// event, and the operator's comment for a manual one.
+type failoverAttempt struct {
+	ev      *Event
+	comment string
+}
+
 // failover takes the lock, runs the handlers and records their outcome,
-// at most once per Monitor. ev is nil to retry the last attempt (its
+// at most once per Monitor. a is nil to retry the last attempt (its
 // record exists: resume, checkLock). ran reports whether this call ran
 // the handlers. Once it has ended for good (handlers ran, or the lock was
 // found held), every later call returns the same result.
-func (m *Monitor) failover(ctx context.Context, ev *Event) (rec *Record, err error, ran bool) {
+func (m *Monitor) failover(ctx context.Context, a *failoverAttempt) (rec *Record, err error, ran bool) {
 	held, rec, err := m.gate.begin(ctx, m.FailoverBound())
 	if !held {
 		return rec, err, false
 	}
-	ev = m.gate.attempt(ev)
-	if ev == nil {
+	a = m.gate.attempt(a)
+	if a == nil {
 		m.gate.end()
 		return nil, fmt.Errorf("%w: no failover attempt to resume", ErrLockUnavailable), false
 	}
+	ev := a.ev
 
 	// From here the failover runs to completion whatever the caller does.
 	ctx = context.WithoutCancel(ctx)
 	prev := m.Status()
-	rec = &Record{ID: m.gate.id, State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev}
+	rec = &Record{ID: m.gate.id, State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev, Comment: a.comment}
 	// From begin on, whatever the loop publishes is held back (loopState).
 	m.setState(Notice{Kind: NoticeFailoverStarted, State: StateFailingOver, Reason: string(ev.Reason)})
 
@@ -1310,8 +1299,8 @@ type failoverGate struct {
 
 	// id is Record.ID for every attempt of this Monitor.
 	id string
-	// last is the last attempt's event; guarded by sem.
-	last *Event
+	// last is the last attempt; guarded by sem.
+	last *failoverAttempt
 	// until is the running attempt's deadline (unix ns), 0 when none.
 	until atomic.Int64
 }
@@ -1353,11 +1342,11 @@ func (g *failoverGate) begin(ctx context.Context, bound time.Duration) (held boo
 	return true, nil, nil
 }
 
-// attempt returns the event of the attempt now beginning: ev, or the
-// last attempt's when ev is nil (a retry). The gate is held.
-func (g *failoverGate) attempt(ev *Event) *Event {
-	if ev != nil {
-		g.last = ev
+// attempt returns the attempt now beginning: a, or the last attempt
+// when a is nil (a retry). The gate is held.
+func (g *failoverGate) attempt(a *failoverAttempt) *failoverAttempt {
+	if a != nil {
+		g.last = a
 	}
 	return g.last
 }

@@ -332,7 +332,7 @@ func TestManualFailWhileUnarmed(t *testing.T) {
 			fstaid.WithHandler("h", h, time.Second), fstaid.WithLock(lock))
 		done := runAsync(t.Context(), m)
 		time.Sleep(1500 * time.Millisecond) // inside the first start-up check
-		rec, err := m.Fail(t.Context(), fstaid.ExitCode(3), fstaid.RequestedBy("alice"))
+		rec, err := m.Fail(t.Context(), fstaid.WithExitCode(3), fstaid.WithRequestedBy("alice"), fstaid.WithComment("disk failing\nsee ticket 42"))
 		if err != nil || rec == nil || rec.State != fstaid.RecordDone {
 			t.Fatalf("Fail = %+v, %v; want a done record", rec, err)
 		}
@@ -351,6 +351,14 @@ func TestManualFailWhileUnarmed(t *testing.T) {
 		}
 		if lock.record().State != fstaid.RecordDone || lock.updates != 1 {
 			t.Errorf("lock record %+v after %d updates", lock.record(), lock.updates)
+		}
+		// The comment is the record's, from the first write on; the
+		// handlers' environment does not carry it.
+		if rec.Comment != "disk failing\nsee ticket 42" || lock.record().Comment != rec.Comment || lock.first.Comment != rec.Comment {
+			t.Errorf("comment: returned %q, stored %q, first written %q", rec.Comment, lock.record().Comment, lock.first.Comment)
+		}
+		if env := strings.Join(ev.Env(), "\n"); strings.Contains(env, "ticket") {
+			t.Errorf("the comment reached the handler environment:\n%s", env)
 		}
 	})
 }
@@ -607,7 +615,7 @@ func TestObserverSeesEveryCheckRun(t *testing.T) {
 			fstaid.WithObserver(func(n fstaid.Notice) {
 				switch n.Kind {
 				case fstaid.NoticeCheck:
-					got = append(got, fmt.Sprintf("%s:%t:%d", n.Result.Check, n.Result.Passed, n.Result.ExitStatus))
+					got = append(got, fmt.Sprintf("%s:%t:%d", n.Result.Name, n.Result.Passed, n.Result.ExitStatus))
 				case fstaid.NoticeRound:
 					got = append(got, "round:"+string(n.Round.Verdict))
 					if n.Round.Verdict == fstaid.VerdictHealthy {

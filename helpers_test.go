@@ -17,6 +17,7 @@ import (
 type memLock struct {
 	mu       sync.Mutex
 	rec      *fstaid.Record
+	first    fstaid.Record // as Acquire wrote it
 	acquired int
 	updates  int
 	failWith error // Acquire fails with this when set
@@ -43,7 +44,7 @@ func (l *memLock) Acquire(_ context.Context, rec *fstaid.Record) error {
 		return &fstaid.LockedError{Lock: "mem", Record: &c}
 	}
 	c := *rec
-	l.rec = &c
+	l.rec, l.first = &c, c
 	l.acquired++
 	return nil
 }

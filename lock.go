@@ -105,6 +105,9 @@ type Record struct {
 	PID  int       `json:"pid,omitempty"`
 	// Event is what the handlers were given: reason, target, results.
 	Event *Event `json:"event,omitempty"`
+	// Comment is the operator's reason for a manual failover
+	// (WithComment), empty when none was given.
+	Comment string `json:"comment,omitempty"`
 	// Handlers holds each handler's outcome, in order, once known.
 	Handlers []HandlerOutcome `json:"handlers,omitempty"`
 	// Finished is when the last handler returned.

@@ -107,6 +107,45 @@ func WithContinueIfSelfCheckFailed(on bool) Option {
 	return optionFunc(func(m *Monitor) { m.continueIfSelfFailed = on })
 }
 
+// A FailOption adjusts a manual failover (Monitor.Fail). Only this
+// package makes FailOptions; Fail applies them in order.
+type FailOption interface {
+	apply(*failRequest)
+}
+
+type failOptionFunc func(*failRequest)
+
+func (f failOptionFunc) apply(r *failRequest) { f(r) }
+
+type failRequest struct {
+	exitCode    int
+	requestedBy string
+	comment     string
+}
+
+// WithExitCode sets the exit status the handlers see for both checks of
+// a manual failover (the original's /fail?exit=N). Default 1; any value
+// is passed on as it is.
+func WithExitCode(code int) FailOption {
+	return failOptionFunc(func(r *failRequest) { r.exitCode = code })
+}
+
+// WithRequestedBy records who asked for a manual failover (a user, an
+// address): Event.RequestedBy, in the record and the handler's
+// environment (FSTAID_REQUESTED_BY). Default empty: not recorded.
+func WithRequestedBy(who string) FailOption {
+	return failOptionFunc(func(r *failRequest) { r.requestedBy = who })
+}
+
+// WithComment records the operator's reason for a manual failover, free
+// text, in Record.Comment. Default empty: none. It is not passed to the
+// handlers: a handler's interface stays the original's, and free text in
+// an environment variable (a NUL byte, an oversized value) could keep
+// the handler from starting at all.
+func WithComment(text string) FailOption {
+	return failOptionFunc(func(r *failRequest) { r.comment = text })
+}
+
 // StartupCheck chooses what Run does when the start-up check (self,
 // primary and secondary once each) fails.
 type StartupCheck int

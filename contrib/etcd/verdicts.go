@@ -488,7 +488,7 @@ func (v *Verdicts) Observer() func(fstaid.Notice) {
 			return
 		}
 		switch {
-		case failedResult(r.Self) || failedResult(r.SelfAfter):
+		case r.Self.Failed() || r.SelfAfter.Failed():
 			v.enqueue(&publication{seq: v.seq.Add(1), withdraw: true})
 		case r.Primary != nil:
 			detail := ""
@@ -501,8 +501,6 @@ func (v *Verdicts) Observer() func(fstaid.Notice) {
 		}
 	}
 }
-
-func failedResult(r *fstaid.Result) bool { return r != nil && !r.Passed }
 
 func (v *Verdicts) start() {
 	v.mu.Lock()

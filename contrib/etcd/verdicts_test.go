@@ -85,14 +85,14 @@ func TestQuorumArmedPublishesOwnVerdict(t *testing.T) {
 	}
 	// A healthy round publishes alive (in the background).
 	obs(fstaid.Notice{Kind: fstaid.NoticeRound, State: fstaid.StateArmed,
-		Round: &fstaid.Round{Number: 7, Primary: &fstaid.Result{Check: "primary", Passed: true}, Verdict: fstaid.VerdictHealthy}})
+		Round: &fstaid.Round{Number: 7, Primary: &fstaid.Result{Name: "primary", Passed: true}, Verdict: fstaid.VerdictHealthy}})
 	eventually(t, 5*time.Second, "mon1 publishes alive", func() bool {
 		vs, err := v.List(ctx)
 		return err == nil && len(vs) == 2 && vs[1].Monitor == "mon1" && !vs[1].Dead() && vs[1].Round == 7
 	})
 	// A failed self check withdraws the verdict.
 	obs(fstaid.Notice{Kind: fstaid.NoticeRound, State: fstaid.StateArmed,
-		Round: &fstaid.Round{Number: 8, Self: &fstaid.Result{Check: "self"}, Verdict: fstaid.VerdictSelfCheckFailed}})
+		Round: &fstaid.Round{Number: 8, Self: &fstaid.Result{Name: "self"}, Verdict: fstaid.VerdictSelfCheckFailed}})
 	eventually(t, 5*time.Second, "mon1 withdraws", func() bool {
 		vs, err := v.List(ctx)
 		return err == nil && len(vs) == 1 && vs[0].Monitor == "mon0"

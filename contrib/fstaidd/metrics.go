@@ -77,8 +77,8 @@ func (m *metrics) observe(n fstaid.Notice) {
 		case !r.Passed:
 			result = "fail"
 		}
-		m.checks.WithLabelValues(r.Check, result).Inc()
-		m.latency.WithLabelValues(r.Check).Observe(r.Duration.Seconds())
+		m.checks.WithLabelValues(r.Name, result).Inc()
+		m.latency.WithLabelValues(r.Name).Observe(r.Duration.Seconds())
 	case fstaid.NoticeRound:
 		m.rounds.WithLabelValues(string(n.Round.Verdict)).Inc()
 	case fstaid.NoticeLockUnavailable:

@@ -13,12 +13,12 @@ func TestMetricsCountEveryAttempt(t *testing.T) {
 	m := newMetrics()
 	check := func(passed bool) fstaid.Notice {
 		return fstaid.Notice{Kind: fstaid.NoticeCheck, State: fstaid.StateArmed,
-			Result: &fstaid.Result{Check: "primary", Passed: passed}}
+			Result: &fstaid.Result{Name: "primary", Passed: passed}}
 	}
 	m.observe(check(false))
 	m.observe(check(true))
 	m.observe(fstaid.Notice{Kind: fstaid.NoticeRound, State: fstaid.StateArmed,
-		Round: &fstaid.Round{Verdict: fstaid.VerdictHealthy, Primary: &fstaid.Result{Check: "primary", Passed: true, Attempts: 2}}})
+		Round: &fstaid.Round{Verdict: fstaid.VerdictHealthy, Primary: &fstaid.Result{Name: "primary", Passed: true, Attempts: 2}}})
 
 	for _, tt := range []struct {
 		result string
