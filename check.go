@@ -125,6 +125,11 @@ func Command(cmdline string) *CommandCheck {
 
 func (c *CommandCheck) validate() error { return c.err }
 
+// Err returns why the command line cannot be run (a quote left open, a
+// shell operator, nothing at all), nil when it can: what New reports, for
+// callers that validate a configuration before building a Monitor.
+func (c *CommandCheck) Err() error { return c.err }
+
 // Check runs the command. A failure is a *CheckError with the exit status.
 func (c *CommandCheck) Check(ctx context.Context) error {
 	if c.err != nil {

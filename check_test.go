@@ -220,6 +220,20 @@ func TestCommandLineParsing(t *testing.T) {
 		if !errors.Is(err, fstaid.ErrInvalidOption) || !strings.Contains(err.Error(), "primary check") {
 			t.Errorf("Command(%q): New = %v, want an invalid primary check", bad, err)
 		}
+		// Err says the same before New: what a configuration loader uses.
+		for what, cerr := range map[string]error{"Command": fstaid.Command(bad).Err(), "Script": fstaid.Script(bad).Err()} {
+			if cerr == nil || err == nil || !strings.Contains(err.Error(), cerr.Error()) {
+				t.Errorf("%s(%q).Err() = %v, want New's reason (%v)", what, bad, cerr, err)
+			}
+		}
+	}
+	for _, good := range []string{"true", `sh -c 'exit 0'`} {
+		if err := fstaid.Command(good).Err(); err != nil {
+			t.Errorf("Command(%q).Err() = %v", good, err)
+		}
+		if h := fstaid.Script(good); h.Err() != nil || h.Path() != strings.Fields(good)[0] {
+			t.Errorf("Script(%q): Err() = %v, Path() = %q", good, h.Err(), h.Path())
+		}
 	}
 	// Quoting works as in the original.
 	dir := t.TempDir()
@@ -237,7 +251,7 @@ func TestScriptHandlerArgsAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "handler.sh")
 	os.WriteFile(script, []byte("#!/bin/sh\necho \"$@\" > \"$0.args\"\nenv | grep ^FSTAID_ | sort > \"$0.env\"\n"), 0o755)
-	h := fstaid.CommandHandler(script + " --flag")
+	h := fstaid.Script(script + " --flag")
 	ev := &fstaid.Event{
 		Reason: fstaid.ReasonAuto, Target: "db1", Time: time.Unix(100, 0), RoundStart: time.Unix(99, 0),
 		Primary:   fstaid.Result{Name: "primary", ExitStatus: 1, HTTPStatus: 503, Error: "GET x: 503", Start: time.Unix(99, 0), Duration: time.Second, Attempts: 3},
@@ -269,7 +283,7 @@ func TestScriptHandlerArgsAndEnv(t *testing.T) {
 func TestScriptHandlerTimeoutKillsGroup(t *testing.T) {
 	pids := filepath.Join(t.TempDir(), "pids")
 	t.Setenv("PIDS", pids)
-	h := fstaid.CommandHandler(`sh -c 'trap "" TERM; sleep 30 & echo $! > "$PIDS"; wait'`)
+	h := fstaid.Script(`sh -c 'trap "" TERM; sleep 30 & echo $! > "$PIDS"; wait'`)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	if err := h.Handle(ctx, &fstaid.Event{}); err == nil || !strings.Contains(err.Error(), "exit status -1") {
@@ -640,7 +654,7 @@ func TestHTTPCheckRedactsCredentials(t *testing.T) {
 			m, err := fstaid.New(fstaid.WithPrimary(c, 5*time.Second), fstaid.WithStartupCheck(fstaid.StartupCheckOff),
 				fstaid.WithMaxAttempts(1), fstaid.WithInterval(time.Hour), fstaid.WithLock(&memLock{}),
 				fstaid.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
-				fstaid.WithHandler("env", fstaid.CommandHandler(`sh -c 'env > "$0"' `+strconv.Quote(envFile)), 5*time.Second))
+				fstaid.WithHandler("env", fstaid.Script(`sh -c 'env > "$0"' `+strconv.Quote(envFile)), 5*time.Second))
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}

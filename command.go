@@ -15,13 +15,11 @@ import (
 	"github.com/mattn/go-shellwords"
 )
 
-// SplitCommand splits a command line into words the way the original
-// fstaid did (go-shellwords: quotes and backslashes, no variables), and
-// refuses shell operators (| ; & > <), which the original silently
-// dropped with everything after them: a pipeline needs an explicit
-// `sh -c '...'`.
-func SplitCommand(cmdline string) ([]string, error) { return parseCommandLine(cmdline) }
-
+// parseCommandLine splits a command line into words the way the
+// original fstaid did (go-shellwords: quotes and backslashes, no
+// variables), and refuses shell operators (| ; & > <), which the
+// original silently dropped with everything after them: a pipeline needs
+// an explicit `sh -c '...'`. Command and Script use it.
 func parseCommandLine(cmdline string) ([]string, error) {
 	p := shellwords.NewParser()
 	args, err := p.Parse(cmdline)

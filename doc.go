@@ -37,7 +37,7 @@
 // original split it, in its own process group, killed whole at its
 // timeout), HTTP (a fresh connection per check, no redirects, no proxy from
 // the environment, an explicit Proxy for checks through a bastion), TCP,
-// and CommandHandler, which calls a handler script exactly as the original
+// and Script, which calls a handler script exactly as the original
 // did: PRIMARY_EXIT PRIMARY_TIMEDOUT SECONDARY_EXIT SECONDARY_TIMEDOUT,
 // plus FSTAID_* environment variables (Event.Env).
 //

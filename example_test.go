@@ -71,7 +71,7 @@ func ExampleMonitor_Run_locked() {
 
 	m, _ := fstaid.New(
 		fstaid.WithPrimary(fstaid.TCP("127.0.0.1:1"), time.Second),
-		fstaid.WithHandler("notify", fstaid.CommandHandler("/usr/libexec/fstaid/handler.rb"), time.Minute),
+		fstaid.WithHandler("notify", fstaid.Script("/usr/libexec/fstaid/handler.rb"), time.Minute),
 		fstaid.WithLock(fstaid.NewFileLock(path)),
 		fstaid.WithLogger(nil),
 	)

@@ -137,17 +137,23 @@ type ScriptHandler struct {
 
 var _ Handler = (*ScriptHandler)(nil)
 
-// CommandHandler returns a handler that runs cmdline (split into words
-// as the original did; no shell). A command line that cannot be parsed
-// is reported by New.
-func CommandHandler(cmdline string) *ScriptHandler {
+// Script returns a handler that runs cmdline (split into words as the
+// original did; no shell). A command line that cannot be parsed is
+// reported by New, and by Err.
+func Script(cmdline string) *ScriptHandler {
 	args, err := parseCommandLine(cmdline)
 	return &ScriptHandler{args: args, err: err}
 }
 
 func (h *ScriptHandler) validate() error { return h.err }
 
-// Path returns the executable the handler runs.
+// Err returns why the command line cannot be run (a quote left open, a
+// shell operator, nothing at all), nil when it can: what New reports, for
+// callers that validate a configuration before building a Monitor.
+func (h *ScriptHandler) Err() error { return h.err }
+
+// Path returns the executable the handler runs, as the command line
+// names it (not looked up in PATH), or "" when Err is not nil.
 func (h *ScriptHandler) Path() string {
 	if len(h.args) == 0 {
 		return ""

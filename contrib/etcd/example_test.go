@@ -34,7 +34,7 @@ func Example() {
 		fstaid.WithPrimary(fstaid.TCP("db1:5432"), 3*time.Second),
 		fstaid.WithSecondary(verdicts.Quorum(cfg.Quorum), 5*time.Second),
 		fstaid.WithObserver(verdicts.Observer()),
-		fstaid.WithHandler("move-ip", fstaid.CommandHandler("/usr/local/bin/move-ip"), time.Minute),
+		fstaid.WithHandler("move-ip", fstaid.Script("/usr/local/bin/move-ip"), time.Minute),
 		fstaid.WithLock(store.Lock()),
 	)
 	if err != nil {

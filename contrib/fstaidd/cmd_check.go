@@ -33,8 +33,7 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 	}
 
 	if cfg.Handler != nil {
-		args, _ := fstaid.SplitCommand(cfg.Handler.Command)
-		fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", args[0], cfg.Handler.Timeout)
+		fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", cfg.Handler.script.Path(), cfg.Handler.Timeout)
 	}
 
 	lock := cfg.FileLock

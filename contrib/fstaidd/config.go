@@ -75,6 +75,9 @@ type Global struct {
 type CommandSection struct {
 	Command string
 	Timeout time.Duration
+	// script is the handler built from Command, once: the one validated
+	// is the one that runs.
+	script *fstaid.ScriptHandler
 }
 
 // CheckSection is [primary], [secondary] or [self]: exactly one of a
@@ -279,28 +282,18 @@ func (g *Global) options() []fstaid.Option {
 	}
 }
 
-// splitCommand splits command as the library will run it, recording why
-// it cannot (then nil).
-func splitCommand(t *config.Table, command string) []string {
-	args, err := fstaid.SplitCommand(command)
-	if err != nil {
-		t.Errorf("command", "%v", err)
-		return nil
-	}
-	return args
-}
-
 func decodeCommandSection(t *config.Table) *CommandSection {
 	s := &CommandSection{}
 	s.Command, _ = t.String("command")
+	s.script = fstaid.Script(s.Command)
 	if s.Command == "" {
 		t.Errorf("command", "is required")
-	} else if args := splitCommand(t, s.Command); args != nil {
+	} else if err := s.script.Err(); err != nil {
+		t.Errorf("command", "%v", err)
+	} else if _, err := exec.LookPath(s.script.Path()); err != nil {
 		// The handler must exist and be executable now, not at failover
 		// time.
-		if _, err := exec.LookPath(args[0]); err != nil {
-			t.Errorf("command", "%s is not an executable file: %v", args[0], unwrapPath(err))
-		}
+		t.Errorf("command", "%s is not an executable file: %v", s.script.Path(), unwrapPath(err))
 	}
 	s.Timeout = requiredTimeout(t)
 	t.Done()
@@ -309,7 +302,7 @@ func decodeCommandSection(t *config.Table) *CommandSection {
 
 // option is the Monitor option [handler] sets.
 func (s *CommandSection) option() fstaid.Option {
-	return fstaid.WithHandler("handler", fstaid.CommandHandler(s.Command), s.Timeout)
+	return fstaid.WithHandler("handler", s.script, s.Timeout)
 }
 
 func requiredTimeout(t *config.Table) time.Duration {
@@ -351,7 +344,10 @@ func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, ti
 		t.Errorf("", "set only one of command, http, tcp and imds")
 	}
 	if s.Command != "" {
-		splitCommand(t, s.Command)
+		// As the check will split it (see check).
+		if err := fstaid.Command(s.Command).Err(); err != nil {
+			t.Errorf("command", "%v", err)
+		}
 	}
 	// URLs are only ever shown with their password redacted: a password
 	// in a config error would reach the journal.
