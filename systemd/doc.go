@@ -18,7 +18,9 @@
 //
 // RunWatchdog pings at the period WatchdogInterval derives from the unit's
 // WatchdogSec, but only while a health function says the monitor's loop is
-// on time (Monitor.Status().Deadline). A loop stuck past its deadline
+// on time: Monitor.Status().Deadline is zero (Run is not running, so
+// nothing is stuck) or still ahead (see RunWatchdog and the package
+// example). A loop stuck past its deadline
 // stops the pings and systemd kills and restarts the process; a slow but
 // healthy round, or a long failover, does not, because the Monitor moves
 // its deadline to cover them.
@@ -31,7 +33,7 @@
 // # Journal
 //
 // JournalStream tells whether stderr is the journal; if so,
-// NewJournalHandler (or NewJournalHandlerWithOptions, to set the
+// NewJournalHandler (JournalOptions set the level and the
 // SYSLOG_IDENTIFIER) logs to journald natively, with each slog attribute
 // as a FSTAID_* field that `journalctl FSTAID_EVENT=failover` can match.
 package systemd

@@ -42,7 +42,10 @@ func Example() {
 	n.Ready()
 	if interval, ok := systemd.WatchdogInterval(); ok {
 		go systemd.RunWatchdog(ctx, n, interval, func(now time.Time) bool {
-			return now.Before(m.Status().Deadline)
+			// Zero while Run is not running (before it starts, after it
+			// returns): nothing is stuck, keep pinging.
+			dl := m.Status().Deadline
+			return dl.IsZero() || now.Before(dl)
 		})
 	}
 	err = m.Run(ctx)

@@ -36,7 +36,7 @@ const DefaultIdentifier = "fstaidd"
 // FieldPrefix starts the journal field name of every slog attribute.
 const FieldPrefix = "FSTAID_"
 
-// JournalOptions configure NewJournalHandlerWithOptions.
+// JournalOptions configure NewJournalHandler.
 type JournalOptions struct {
 	// HandlerOptions as for slog's handlers. Level defaults to
 	// slog.LevelInfo. ReplaceAttr is called for the attributes of records
@@ -50,18 +50,7 @@ type JournalOptions struct {
 
 // NewJournalHandler returns a slog.Handler that sends each record to
 // journald natively (go-systemd's journal.Send, on
-// /run/systemd/journal/socket), with the SYSLOG_IDENTIFIER
-// DefaultIdentifier. See NewJournalHandlerWithOptions. opts may be nil.
-func NewJournalHandler(opts *slog.HandlerOptions) slog.Handler {
-	var o JournalOptions
-	if opts != nil {
-		o.HandlerOptions = *opts
-	}
-	return NewJournalHandlerWithOptions(&o)
-}
-
-// NewJournalHandlerWithOptions returns a slog.Handler that sends each
-// record to journald natively:
+// /run/systemd/journal/socket):
 //
 //   - PRIORITY from the level: error and above 3 (err), warn 4 (warning),
 //     info 6, below info 7 (debug);
@@ -81,8 +70,9 @@ func NewJournalHandler(opts *slog.HandlerOptions) slog.Handler {
 // If journald cannot be reached, Handle writes the message to stderr,
 // prefixed with "<PRIORITY>" as journald's stream protocol reads it, and
 // returns the error: a monitor must not lose the log of a failover.
-// The handler is safe for concurrent use. o may be nil.
-func NewJournalHandlerWithOptions(o *JournalOptions) slog.Handler {
+// The handler is safe for concurrent use. o may be nil: the defaults of
+// JournalOptions (level info, DefaultIdentifier).
+func NewJournalHandler(o *JournalOptions) slog.Handler {
 	h := &journalHandler{ident: DefaultIdentifier, send: journal.Send, fallback: os.Stderr}
 	if o != nil {
 		h.opts = o.HandlerOptions

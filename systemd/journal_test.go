@@ -73,7 +73,7 @@ func (c *capture) take(t *testing.T) entry {
 
 func capturing(o *JournalOptions) (*slog.Logger, *capture) {
 	c := &capture{}
-	h := NewJournalHandlerWithOptions(o).(*journalHandler)
+	h := NewJournalHandler(o).(*journalHandler)
 	h.send = c.send
 	return slog.New(h), c
 }

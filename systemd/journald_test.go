@@ -92,7 +92,7 @@ func journaldInside(t *testing.T) {
 	waitFor(t, "/run/systemd/journal/socket", exited)
 
 	run := randomHex(t)
-	l := slog.New(NewJournalHandlerWithOptions(&JournalOptions{
+	l := slog.New(NewJournalHandler(&JournalOptions{
 		Identifier:     "fstaidd-test",
 		HandlerOptions: slog.HandlerOptions{Level: slog.LevelDebug},
 	})).With("test_run", run)

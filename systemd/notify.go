@@ -28,11 +28,6 @@ func NewNotifier() *Notifier {
 	return &Notifier{pid: os.Getpid()}
 }
 
-// Enabled reports whether notifications go anywhere (NOTIFY_SOCKET is set).
-func (n *Notifier) Enabled() bool {
-	return n != nil && os.Getenv("NOTIFY_SOCKET") != ""
-}
-
 // Ready sends READY=1 with MAINPID, telling systemd that start-up is done.
 // MAINPID is included so that systemd tracks this process even when it
 // was started through a wrapper that exec'd it.

@@ -22,7 +22,7 @@ func newLogger(cfg *Config, stderr io.Writer) (*slog.Logger, *reopenFile, error)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Global.Journal || systemd.JournalStream() {
-		return slog.New(systemd.NewJournalHandler(opts)), nil, nil
+		return slog.New(systemd.NewJournalHandler(&systemd.JournalOptions{HandlerOptions: *opts})), nil, nil
 	}
 	if cfg.Global.Log != "" {
 		f := &reopenFile{path: cfg.Global.Log}
