@@ -58,4 +58,17 @@
 // Status returns a snapshot, including the deadline by which the loop must
 // next make progress (for a watchdog); WithObserver receives every
 // lifecycle Notice. Logs go to a *slog.Logger (WithLogger).
+//
+// # State notifications
+//
+// WithNotifications turns notices into Transitions (armed, unarmed,
+// self-check-failed, lock-unavailable, failing-over, failed-over, locked,
+// stopped), once per change, and queues them on a Notifications, which
+// delivers them one at a time, in order, each within its timeout, to a
+// Notifier: NotifyScript runs a command as keepalived runs a notify script
+// (`INSTANCE <target> <transition>`, plus FSTAID_* variables). The queue
+// is bounded and drops its oldest when full: a slow or hung notification
+// never delays a round or a failover. Other producers add their own
+// transitions with Submit. Close it after Run returned: it delivers what
+// is queued (the final stopped or failed-over) within its context.
 package fstaid

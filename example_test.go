@@ -124,3 +124,32 @@ func ExampleWithStartupCheck() {
 func ExampleWithInterval() {
 	_ = fstaid.WithInterval(time.Second)
 }
+
+// Every state transition goes to a notifier, here a function; in
+// production NotifyScript runs a keepalived-style notify command. The
+// queue is closed after Run, so that the last transition is delivered.
+func ExampleWithNotifications() {
+	dir, _ := os.MkdirTemp("", "fstaid-example")
+	defer os.RemoveAll(dir)
+	q, _ := fstaid.NewNotifications(fstaid.NotifierFunc(func(ctx context.Context, t *fstaid.Transition) error {
+		fmt.Println(strings.Join(t.Args(), " "), "from", t.From)
+		return nil
+	}), 10*time.Second, nil)
+	m, _ := fstaid.New(
+		fstaid.WithTarget("db1"),
+		fstaid.WithPrimary(fstaid.CheckFunc(func(context.Context) error { return nil }), time.Second),
+		fstaid.WithHandler("move-ip", fstaid.HandlerFunc(func(context.Context, *fstaid.Event) error { return nil }), time.Minute),
+		fstaid.WithLock(fstaid.NewFileLock(filepath.Join(dir, "fstaid.lock"))),
+		fstaid.WithLogger(nil),
+		fstaid.WithNotifications(q),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	m.Run(ctx)
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelClose()
+	q.Close(closeCtx)
+	// Output:
+	// INSTANCE db1 armed from starting
+	// INSTANCE db1 stopped from armed
+}

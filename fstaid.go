@@ -159,6 +159,7 @@ const (
 	NoticeCheck            NoticeKind = "check"             // a check ran: each attempt of the primary, too (Result is set)
 	NoticeRound            NoticeKind = "round"             // a round finished (Round is set)
 	NoticeFailoverStarted  NoticeKind = "failover-started"  // deciding to fail over; the lock is being taken
+	NoticeLockTaken        NoticeKind = "lock-taken"        // the lock is taken: the handlers run now (Record is set)
 	NoticeFailoverFinished NoticeKind = "failover-finished" // the handlers returned (Record is set)
 	NoticeLocked           NoticeKind = "locked"            // a failover record exists (Record is set)
 	NoticeLockUnavailable  NoticeKind = "lock-unavailable"  // the lock could not be taken: no handler ran (Err is set)
@@ -1131,7 +1132,7 @@ func (m *Monitor) failover(ctx context.Context, a *failoverAttempt) (rec *Record
 		return nil, err, false
 	}
 	m.logger.Warn("failover lock taken; running handlers", "event", "failover-started", "lock", m.lockName(), "reason", ev.Reason)
-	m.publishRecord(rec)
+	m.notify(Notice{Kind: NoticeLockTaken, State: StateFailingOver, Reason: string(ev.Reason), Record: m.publishRecord(rec)})
 
 	var errs *multierror.Error
 	lost := m.lock.Done()
