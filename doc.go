@@ -53,6 +53,20 @@
 // LockWatcher (contrib/etcd is): Run then stops as soon as another
 // monitor's record appears.
 //
+// # Readiness
+//
+// WithReadiness re-verifies the failover path on its own schedule while
+// the Monitor is armed: the lock with the start-up pre-flight, and every
+// handler, check or extra ReadinessCheck that can say whether its part of
+// a failover would work now (ScriptHandler: the command is still an
+// executable file; contrib/aws: DryRun of each call and the resources;
+// contrib/etcd: the quorum's live monitors). A run starts only between
+// rounds and its context ends when the next round starts, so it never
+// delays a round or a failover; a failover cancels it. The result, with a
+// Problem per reason, is in Status().Readiness and in the Record of a
+// later failover; a NoticeReadiness announces each change. A Monitor that
+// is not ready still fails over.
+//
 // # Observing
 //
 // Status returns a snapshot, including the deadline by which the loop must

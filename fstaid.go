@@ -164,6 +164,7 @@ const (
 	NoticeLocked           NoticeKind = "locked"            // a failover record exists (Record is set)
 	NoticeLockUnavailable  NoticeKind = "lock-unavailable"  // the lock could not be taken: no handler ran (Err is set)
 	NoticeStopped          NoticeKind = "stopped"           // Run returned (Err is its result)
+	NoticeReadiness        NoticeKind = "readiness"         // readiness changed (Readiness is set; WithReadiness)
 )
 
 // Notice is a lifecycle event, for observers (WithObserver): the systemd
@@ -180,6 +181,8 @@ type Notice struct {
 	Result *Result
 	Record *Record
 	Err    error
+	// Readiness is the new readiness (NoticeReadiness).
+	Readiness *Readiness
 }
 
 // Status is a snapshot of a Monitor.
@@ -200,6 +203,9 @@ type Status struct {
 	// than that failover's own bound (its start + FailoverBound). The
 	// systemd watchdog pings only before it.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Readiness is what the last readiness run found: nil without
+	// WithReadiness and before the first run.
+	Readiness *Readiness `json:"readiness,omitempty"`
 }
 
 type checkSpec struct {
@@ -240,6 +246,8 @@ type Monitor struct {
 
 	// gate owns the failover: at most one at a time, at most once.
 	gate *failoverGate
+	// ready schedules readiness runs between rounds (readiness.go).
+	ready readiness
 
 	mu        sync.Mutex // guards the fields below
 	state     State
@@ -287,6 +295,7 @@ func New(opts ...Option) (*Monitor, error) {
 	for i := range m.handlers {
 		m.handlers[i].logger = m.logger.With("handler", m.handlers[i].name)
 	}
+	m.initReadiness()
 	return m, nil
 }
 
@@ -362,6 +371,7 @@ func (m *Monitor) validate() error {
 	if m.startup < StartupCheckFail || m.startup > StartupCheckOff {
 		bad("unknown start-up check policy %v", m.startup)
 	}
+	m.ready.validate(bad)
 	return errs.ErrorOrNil()
 }
 
@@ -398,6 +408,7 @@ func (m *Monitor) Status() Status {
 		Record:    m.record,
 	}
 	s.Deadline = m.currentDeadline()
+	s.Readiness = m.lastReadiness()
 	return s
 }
 
@@ -548,6 +559,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 	// waits for the gate).
 	loopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer m.stopReadiness()
 	m.mu.Lock()
 	m.loopCancel = cancel
 	m.mu.Unlock()
@@ -644,6 +656,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 
 	for {
 		m.setDeadline(next.Add(m.RoundBound()))
+		m.betweenRounds(loopCtx, next)
 		if !m.sleepUntil(loopCtx, timer, next) || !beforeRound() {
 			return m.stopped()
 		}
@@ -1089,6 +1102,7 @@ func (m *Monitor) failover(ctx context.Context, a *failoverAttempt) (rec *Record
 	if !held {
 		return rec, err, false
 	}
+	m.interruptReadiness()
 	a = m.gate.attempt(a)
 	if a == nil {
 		m.gate.end()
@@ -1099,7 +1113,7 @@ func (m *Monitor) failover(ctx context.Context, a *failoverAttempt) (rec *Record
 	// From here the failover runs to completion whatever the caller does.
 	ctx = context.WithoutCancel(ctx)
 	prev := m.Status()
-	rec = &Record{ID: m.gate.id, State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev, Comment: a.comment}
+	rec = &Record{ID: m.gate.id, State: RecordFailingOver, Time: time.Now(), Host: m.host, PID: os.Getpid(), Event: ev, Comment: a.comment, Readiness: m.lastReadiness()}
 	// From begin on, whatever the loop publishes is held back (loopState).
 	m.setState(Notice{Kind: NoticeFailoverStarted, State: StateFailingOver, Reason: string(ev.Reason)})
 

@@ -117,6 +117,9 @@ type Record struct {
 	// Warnings lists what went wrong around the failover without
 	// stopping it (a lock taken but not durable, say).
 	Warnings []string `json:"warnings,omitempty"`
+	// Readiness is what the last readiness run found before the
+	// failover (WithReadiness); nil without one.
+	Readiness *Readiness `json:"readiness,omitempty"`
 	// Legacy reports a record that is not ours to read: an empty file
 	// (what the original fstaid writes) or unreadable content. It still
 	// counts as locked. Time is then the file's modification time.
