@@ -165,7 +165,7 @@ func TestNotifyTransitions(t *testing.T) {
 					time.AfterFunc(sc.stopAfter, cancel)
 				}
 				if sc.fail > 0 {
-					time.AfterFunc(sc.fail, func() { m.Fail(context.Background(), fstaid.RequestedBy("ops")) })
+					time.AfterFunc(sc.fail, func() { m.Fail(context.Background(), fstaid.WithRequestedBy("ops")) })
 				}
 				err := m.Run(ctx)
 				synctest.Wait() // a Fail racing Run's end
