@@ -13,7 +13,8 @@
 #      accepts the example config, as root and as the user fstaidd (run
 #      in an empty network namespace: nothing leaves the machine); the
 #      example handlers; `systemd-analyze verify` on the installed units
-#      with the example root-handlers.conf drop-in;
+#      (an instance of each template too) with the example
+#      root-handlers.conf drop-in;
 #   4. the maintainer scripts: with systemd not running they skip it; with
 #      systemd "running" (a /run/systemd/system directory in the root and
 #      systemctl and deb-systemd-invoke replaced by loggers), install and
@@ -86,7 +87,9 @@ drwxr-xr-x root/root ./lib/
 drwxr-xr-x root/root ./lib/systemd/
 drwxr-xr-x root/root ./lib/systemd/system/
 -rw-r--r-- root/root ./lib/systemd/system/fstaidd-fail.socket
+-rw-r--r-- root/root ./lib/systemd/system/fstaidd-fail@.socket
 -rw-r--r-- root/root ./lib/systemd/system/fstaidd.service
+-rw-r--r-- root/root ./lib/systemd/system/fstaidd@.service
 drwxr-xr-x root/root ./usr/
 drwxr-xr-x root/root ./usr/bin/
 -rwxr-xr-x root/root ./usr/bin/fstaidd
@@ -112,7 +115,7 @@ drwxr-xr-x root/root ./usr/share/man/man8/
 -rw-r--r-- root/root ./usr/share/man/man8/fstaidd.8.gz
 drwxr-xr-x root/root ./var/
 drwxr-xr-x root/root ./var/lib/
-drwxr-x--- root/root ./var/lib/fstaidd/'
+drwxr-xr-x root/root ./var/lib/fstaidd/'
 actual_contents=$(dpkg-deb -c "$deb" | awk '{ print $1, $2, $6 }' | sort -k3)
 if [ "$actual_contents" != "$(sort -k3 <<<"$expected_contents")" ]; then
 	diff -u <(sort -k3 <<<"$expected_contents") <(echo "$actual_contents") | sed 's/^/  /' >&2 || true
@@ -239,13 +242,15 @@ step "installed files"
 expected_files='/usr/bin/fstaidd 755 root:root
 /lib/systemd/system/fstaidd.service 644 root:root
 /lib/systemd/system/fstaidd-fail.socket 644 root:root
+/lib/systemd/system/fstaidd@.service 644 root:root
+/lib/systemd/system/fstaidd-fail@.socket 644 root:root
 /etc/fstaidd 755 root:root
 /etc/fstaidd/fstaidd.toml 640 root:fstaidd
 /usr/lib/sysusers.d/fstaidd.conf 644 root:root
 /usr/share/fstaidd/examples/handler.sh 755 root:root
 /usr/share/fstaidd/examples/aws-elastic-ip.sh 755 root:root
 /usr/share/fstaidd/examples/root-handlers.conf 644 root:root
-/var/lib/fstaidd 750 root:root
+/var/lib/fstaidd 755 root:root
 /usr/share/doc/fstaidd/copyright 644 root:root
 /usr/share/doc/fstaidd/changelog.Debian.gz 644 root:root
 /usr/share/doc/fstaidd/README.Debian 644 root:root
@@ -326,15 +331,23 @@ sed "s|^ExecStart=/usr/bin/fstaidd |ExecStart=$root/usr/bin/fstaidd |" \
 	"$root/lib/systemd/system/fstaidd.service" >"$units/fstaidd.service"
 grep -q "^ExecStart=$root/usr/bin/fstaidd " "$units/fstaidd.service" ||
 	fail "fstaidd.service: no ExecStart=/usr/bin/fstaidd line"
-cp "$root/lib/systemd/system/fstaidd-fail.socket" "$units/"
-# With the example drop-in for root handlers, as an operator installs it.
-mkdir "$units/fstaidd.service.d"
+sed "s|^ExecStart=/usr/bin/fstaidd |ExecStart=$root/usr/bin/fstaidd |" \
+	"$root/lib/systemd/system/fstaidd@.service" >"$units/fstaidd@.service"
+grep -q "^ExecStart=$root/usr/bin/fstaidd " "$units/fstaidd@.service" ||
+	fail "fstaidd@.service: no ExecStart=/usr/bin/fstaidd line"
+cp "$root/lib/systemd/system/fstaidd-fail.socket" "$root/lib/systemd/system/fstaidd-fail@.socket" "$units/"
+# With the example drop-in for root handlers, as an operator installs it,
+# and instance db1's socket with its port, as its comment says.
+mkdir "$units/fstaidd.service.d" "$units/fstaidd@.service.d" "$units/fstaidd-fail@db1.socket.d"
 cp "$root/usr/share/fstaidd/examples/root-handlers.conf" "$units/fstaidd.service.d/"
+cp "$root/usr/share/fstaidd/examples/root-handlers.conf" "$units/fstaidd@.service.d/"
+printf '[Socket]\nListenStream=127.0.0.1:8081\n' >"$units/fstaidd-fail@db1.socket.d/listen.conf"
 unitsload=/run/systemd/systemd-units-load
 had_unitsload=false
 [ ! -e "$unitsload" ] || had_unitsload=true
 set +e
-verify_err=$(systemd-analyze verify "$units/fstaidd.service" "$units/fstaidd-fail.socket" 2>&1 >/dev/null)
+verify_err=$(systemd-analyze verify "$units/fstaidd.service" "$units/fstaidd-fail.socket" \
+	"$units/fstaidd@db1.service" "$units/fstaidd-fail@db1.socket" 2>&1 >/dev/null)
 rc=$?
 set -e
 $had_unitsload || rm -f "$unitsload"
@@ -370,6 +383,8 @@ echo "# edited by check.sh" >>"$root/etc/fstaidd/fstaidd.toml"
 mkdir -p "$root/etc/systemd/system/multi-user.target.wants" "$root/etc/systemd/system/sockets.target.wants"
 ln -s /lib/systemd/system/fstaidd.service "$root/etc/systemd/system/multi-user.target.wants/fstaidd.service"
 ln -s /lib/systemd/system/fstaidd-fail.socket "$root/etc/systemd/system/sockets.target.wants/fstaidd-fail.socket"
+ln -s /lib/systemd/system/fstaidd@.service "$root/etc/systemd/system/multi-user.target.wants/fstaidd@db1.service"
+ln -s /lib/systemd/system/fstaidd-fail@.socket "$root/etc/systemd/system/sockets.target.wants/fstaidd-fail@db1.socket"
 in_root dpkg -i /tmp/fstaidd.deb >"$work/dpkg.log" 2>&1 || {
 	cat "$work/dpkg.log" >&2
 	fail "upgrade (dpkg -i over the installed package) failed"
@@ -378,12 +393,15 @@ expect_calls "upgrade" "systemctl --system daemon-reload"
 tail -1 "$root/etc/fstaidd/fstaidd.toml" | grep -qx '# edited by check.sh' || fail "the upgrade overwrote the edited conffile"
 [ "$(in_root stat -c %U:%G /etc/fstaidd/fstaidd.toml)" = root:fstaidd ] || fail "after the upgrade the edited conffile is not root:fstaidd"
 echo '{"state":"failed-over"}' >"$root/var/lib/fstaidd/fstaid.8080.lock"
+# Instance db1 failed over; db2 never did.
+mkdir -p "$root/var/lib/fstaidd/db1" "$root/var/lib/fstaidd/db2"
+echo '{"state":"failed-over"}' >"$root/var/lib/fstaidd/db1/fstaid.8081.lock"
 in_root dpkg -r fstaidd >"$work/dpkg.log" 2>&1 || {
 	cat "$work/dpkg.log" >&2
 	fail "dpkg -r with systemd failed"
 }
-expect_calls "remove" "deb-systemd-invoke stop fstaidd-fail.socket
-deb-systemd-invoke stop fstaidd.service
+expect_calls "remove" "deb-systemd-invoke stop fstaidd-fail.socket fstaidd-fail@*.socket
+deb-systemd-invoke stop fstaidd.service fstaidd@*.service
 systemctl --system daemon-reload"
 in_root dpkg -P fstaidd >"$work/dpkg.log" 2>&1 || {
 	cat "$work/dpkg.log" >&2
@@ -391,11 +409,15 @@ in_root dpkg -P fstaidd >"$work/dpkg.log" 2>&1 || {
 }
 expect_calls "purge" "systemctl --system daemon-reload"
 [ ! -e "$root/etc/fstaidd/fstaidd.toml" ] || fail "dpkg -P left the conffile"
-[ ! -e "$root/etc/systemd/system/multi-user.target.wants/fstaidd.service" ] || fail "dpkg -P left the enablement link"
+for link in multi-user.target.wants/fstaidd.service multi-user.target.wants/fstaidd@db1.service sockets.target.wants/fstaidd-fail@db1.socket; do
+	[ ! -e "$root/etc/systemd/system/$link" ] || fail "dpkg -P left the enablement link $link"
+done
 [ -f "$root/var/lib/fstaidd/fstaid.8080.lock" ] || fail "dpkg -P removed a failover record"
+[ -f "$root/var/lib/fstaidd/db1/fstaid.8081.lock" ] || fail "dpkg -P removed instance db1's failover record"
+[ ! -e "$root/var/lib/fstaidd/db2" ] || fail "dpkg -P left instance db2's empty state directory"
 in_root getent passwd fstaidd >/dev/null || fail "dpkg -P removed the user fstaidd (files may still belong to it)"
 [ "$(in_root dpkg-query -W -f='${Status}' fstaidd 2>/dev/null || true)" != "install ok installed" ] || fail "fstaidd still installed"
-echo "daemon-reload only on install and upgrade; socket and service stopped on removal; record and user kept"
+echo "daemon-reload only on install and upgrade; sockets and services (instances too) stopped on removal; records and user kept"
 
 step "clean up"
 cleanup

@@ -4,6 +4,7 @@
 // tells systemd whether to restart it (see the README's table).
 //
 //	fstaidd [-config /etc/fstaidd/fstaidd.toml]   run the monitor
+//	fstaidd [-i INSTANCE]                         the same with /etc/fstaidd/INSTANCE.toml
 //	fstaidd check   [-config ...]                 validate config and environment
 //	fstaidd fail    [-config ...] [-exit N]       ask the running daemon to fail over
 //	fstaidd status  [-config ...]                 show the daemon's state and the lock
@@ -65,14 +66,25 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("fstaidd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", defaultConfig, "configuration file")
-	// parseFails parses args; -h is an answer, not an error: the
-	// command's own flags on stdout, status 0 (help).
+	instance := fs.String("i", "", "instance of fstaidd@.service: -i db1 means -config "+instanceConfig("db1")+
+		" and the lock directory "+instanceStateDir+"/db1 (instance.go)")
+	// parseFails parses args and resolves -i into config; -h is an
+	// answer, not an error: the command's own flags on stdout, status 0
+	// (help).
 	help := -1
 	parseFails := func(status int) bool {
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
 			help = 0
 			return true
+		}
+		if err == nil {
+			given := map[string]bool{}
+			fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+			*config, err = resolveConfig(given, *instance, *config)
+			if err != nil {
+				fmt.Fprintln(fs.Output(), err)
+			}
 		}
 		if err != nil {
 			help = status
@@ -151,6 +163,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 const usage = `usage:
   fstaidd [-config /etc/fstaidd/fstaidd.toml]   run the monitor
+  fstaidd COMMAND -i INSTANCE ...               any command, for fstaidd@INSTANCE.service:
+                                                -config /etc/fstaidd/INSTANCE.toml
   fstaidd check   [-config FILE]                validate the config and the environment
   fstaidd fail    [-config FILE] [-exit N]      ask the running daemon to fail over
   fstaidd status  [-config FILE]                the daemon's state and the lock

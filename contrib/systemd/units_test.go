@@ -44,36 +44,66 @@ func needAnalyze(t *testing.T) string {
 // its stderr. It fails the test if systemd-analyze cannot run at all.
 func verify(t *testing.T, edit func(service string) string, dropIns ...string) (stderr string, err error) {
 	t.Helper()
+	files := map[string]string{}
+	for _, u := range units {
+		s := forVerify(t, u)
+		if u == "fstaidd.service" && edit != nil {
+			s = edit(s)
+		}
+		files[u] = s
+	}
+	for _, d := range dropIns {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Join("fstaidd.service.d", filepath.Base(d))] = string(b)
+	}
+	return verifyFiles(t, files, units...)
+}
+
+// forVerify returns the shipped unit file, with its ExecStart= command
+// (which verify insists exists) replaced by /bin/true; the arguments stay.
+func forVerify(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, cmd := range []string{"/usr/bin/fstaidd", "/etc/fstaidd/on-failure"} {
+		s = strings.Replace(s, "\nExecStart="+cmd+" ", "\nExecStart=/bin/true ", 1)
+	}
+	if strings.Contains(s, "\nExecStart=") && !strings.Contains(s, "\nExecStart=/bin/true ") {
+		t.Fatalf("%s: no ExecStart= line to rewrite", file)
+	}
+	return s
+}
+
+// verifyFiles writes files (path relative to a fresh directory → content)
+// and runs `systemd-analyze verify` on the units names there (an instance
+// of a template file is fine: verify reads the template and the drop-ins
+// of both), and returns its stderr. It fails the test if systemd-analyze
+// cannot run at all.
+func verifyFiles(t *testing.T, files map[string]string, names ...string) (stderr string, err error) {
+	t.Helper()
 	analyze := needAnalyze(t)
 	if _, err := os.Stat(unitsLoad); errors.Is(err, fs.ErrNotExist) {
 		t.Cleanup(func() { os.RemoveAll(unitsLoad) })
 	}
 	dir := t.TempDir()
-	var paths []string
-	for _, u := range units {
-		b, err := os.ReadFile(u)
-		if err != nil {
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		s := string(b)
-		if u == "fstaidd.service" {
-			// verify insists that ExecStart exists; keep the arguments.
-			s = strings.Replace(s, "\nExecStart=/usr/bin/fstaidd ", "\nExecStart=/bin/true ", 1)
-			if !strings.Contains(s, "\nExecStart=/bin/true ") {
-				t.Fatal("fstaidd.service: no ExecStart=/usr/bin/fstaidd line to rewrite")
-			}
-			if edit != nil {
-				s = edit(s)
-			}
-		}
-		p := filepath.Join(dir, u)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, p)
 	}
-	for _, d := range dropIns {
-		copyDropIn(t, d, dir)
+	var paths []string
+	for _, n := range names {
+		paths = append(paths, filepath.Join(dir, n))
 	}
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(t.Context(), analyze, append([]string{"verify"}, paths...)...)
@@ -229,11 +259,19 @@ func TestUnitsSettings(t *testing.T) {
 // the drop-ins of dir/fstaidd.service.
 func copyDropIn(t *testing.T, dropIn, dir string) {
 	t.Helper()
+	copyDropInFor(t, dropIn, dir, "fstaidd.service")
+}
+
+// copyDropInFor copies a drop-in (a path relative to this directory)
+// into dir/UNIT.d: unit is a unit's name, a template's (fstaidd@.service:
+// every instance) or an instance's (fstaidd@db1.service).
+func copyDropInFor(t *testing.T, dropIn, dir, unit string) {
+	t.Helper()
 	b, err := os.ReadFile(dropIn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	to := filepath.Join(dir, "fstaidd.service.d", filepath.Base(dropIn))
+	to := filepath.Join(dir, unit+".d", filepath.Base(dropIn))
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +290,7 @@ const rootDropIn = "fstaidd.service.d/root-handlers.conf"
 
 // exposureRE matches systemd-analyze security's verdict line, e.g.
 // "→ Overall exposure level for fstaidd.service: 1.5 OK 🙂".
-var exposureRE = regexp.MustCompile(`(?m)^→ Overall exposure level for fstaidd\.service: ([0-9]+(?:\.[0-9]+)?) ([A-Z]+)`)
+var exposureRE = regexp.MustCompile(`(?m)^→ Overall exposure level for (\S+): ([0-9]+(?:\.[0-9]+)?) ([A-Z]+)`)
 
 // exposure runs `systemd-analyze security --offline=yes` on a copy of the
 // shipped fstaidd.service, with the given drop-ins (paths relative to this
@@ -260,34 +298,46 @@ var exposureRE = regexp.MustCompile(`(?m)^→ Overall exposure level for fstaidd
 // and the full report.
 func exposure(t *testing.T, dropIns ...string) (float64, string) {
 	t.Helper()
+	return exposureOf(t, "fstaidd.service", "fstaidd.service", map[string][]string{"fstaidd.service": dropIns})
+}
+
+// exposureOf runs `systemd-analyze security --offline=yes` on name, in a
+// fresh directory holding a copy of the shipped unit file and the given
+// drop-ins (unit → paths relative to this directory, see copyDropInFor).
+// name is file, or an instance of the template file (fstaidd@db1.service
+// of fstaidd@.service: systemd-analyze reads the template and the drop-ins
+// of both). It returns the overall exposure and the full report.
+func exposureOf(t *testing.T, file, name string, dropIns map[string][]string) (float64, string) {
+	t.Helper()
 	analyze := needAnalyze(t)
 	if _, err := os.Stat(unitsLoad); errors.Is(err, fs.ErrNotExist) {
 		t.Cleanup(func() { os.RemoveAll(unitsLoad) })
 	}
 	dir := t.TempDir()
-	b, err := os.ReadFile("fstaidd.service")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit := filepath.Join(dir, "fstaidd.service")
-	if err := os.WriteFile(unit, b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range dropIns {
-		copyDropIn(t, d, dir)
+	for unit, files := range dropIns {
+		for _, d := range files {
+			copyDropInFor(t, d, dir, unit)
+		}
 	}
-	cmd := exec.CommandContext(t.Context(), analyze, "security", "--offline=yes", "--no-pager", unit)
+	cmd := exec.CommandContext(t.Context(), analyze, "security", "--offline=yes", "--no-pager", filepath.Join(dir, name))
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	// It exits non-zero only when a --threshold= is exceeded or it cannot
 	// load the unit; the verdict line is what counts.
 	m := exposureRE.FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("systemd-analyze security --offline=yes fstaidd.service (drop-ins %q): %v; no overall exposure line in:\n%s", dropIns, err, out)
+	if m == nil || string(m[1]) != name {
+		t.Fatalf("systemd-analyze security --offline=yes %s (drop-ins %q): %v; no overall exposure line for it in:\n%s", name, dropIns, err, out)
 	}
-	v, perr := strconv.ParseFloat(string(m[1]), 64)
+	v, perr := strconv.ParseFloat(string(m[2]), 64)
 	if perr != nil {
-		t.Fatalf("systemd-analyze security: exposure %q: %v", m[1], perr)
+		t.Fatalf("systemd-analyze security: exposure %q: %v", m[2], perr)
 	}
 	return v, string(out)
 }
