@@ -85,4 +85,14 @@
 // never delays a round or a failover. Other producers add their own
 // transitions with Submit. Close it after Run returned: it delivers what
 // is queued (the final stopped or failed-over) within its context.
+//
+// # Reconfiguring a running Monitor
+//
+// Reconfigure takes the options New takes and replaces the checks, the
+// handlers and the timing of a running Monitor: validated whole first,
+// applied by the loop between two rounds (the next round starts one new
+// interval after the last one started), never while a failover runs, and
+// keeping the armed or unarmed state. The lock, its timeout, the target,
+// the logger and the observers cannot change (ErrReconfigure names them);
+// nor can anything once a failover has ended.
 package fstaid

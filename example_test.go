@@ -131,8 +131,13 @@ func ExampleWithInterval() {
 func ExampleWithNotifications() {
 	dir, _ := os.MkdirTemp("", "fstaid-example")
 	defer os.RemoveAll(dir)
-	q, _ := fstaid.NewNotifications(fstaid.NotifierFunc(func(ctx context.Context, t *fstaid.Transition) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q, _ := fstaid.NewNotifications(fstaid.NotifierFunc(func(_ context.Context, t *fstaid.Transition) error {
 		fmt.Println(strings.Join(t.Args(), " "), "from", t.From)
+		if t.Kind == fstaid.TransitionArmed {
+			cancel() // the example stops once armed
+		}
 		return nil
 	}), 10*time.Second, nil)
 	m, _ := fstaid.New(
@@ -143,8 +148,6 @@ func ExampleWithNotifications() {
 		fstaid.WithLogger(nil),
 		fstaid.WithNotifications(q),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
 	m.Run(ctx)
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelClose()

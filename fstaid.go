@@ -265,6 +265,13 @@ type Monitor struct {
 	// obsMu serialises observers, and orders each state change with its
 	// notice: taken before mu by every publication.
 	obsMu sync.Mutex
+
+	// settingsMu guards what Reconfigure changes (checks, handlers,
+	// timing) against readers outside the loop; the loop, the only
+	// writer (between rounds, holding the gate), reads without it.
+	settingsMu sync.RWMutex
+	// reconf hands Reconfigure's requests to the running loop.
+	reconf reconfigSlot
 }
 
 // New returns a Monitor. It sets the defaults, applies opts in order and
@@ -287,14 +294,7 @@ func New(opts ...Option) (*Monitor, error) {
 		return nil, err
 	}
 	m.host, _ = os.Hostname()
-	for _, c := range []*checkSpec{&m.primary, &m.secondary, &m.self} {
-		if c.set() {
-			c.logger = m.logger.With("check", c.name)
-		}
-	}
-	for i := range m.handlers {
-		m.handlers[i].logger = m.logger.With("handler", m.handlers[i].name)
-	}
+	m.setLoggers()
 	m.initReadiness()
 	return m, nil
 }
@@ -380,6 +380,8 @@ func (m *Monitor) validate() error {
 // + the secondary timeout + twice the self timeout, plus a margin for
 // killing processes and draining their output.
 func (m *Monitor) RoundBound() time.Duration {
+	m.settingsMu.RLock()
+	defer m.settingsMu.RUnlock()
 	n := time.Duration(m.maxAttempts)
 	d := n*m.primary.timeout + (n-1)*m.attemptInterval + m.secondary.timeout + 2*m.self.timeout
 	return d + time.Duration(m.maxAttempts+3)*outputGrace + time.Second
@@ -388,6 +390,8 @@ func (m *Monitor) RoundBound() time.Duration {
 // FailoverBound is the longest a failover can take: taking and updating
 // the lock, and every handler's timeout, plus a margin.
 func (m *Monitor) FailoverBound() time.Duration {
+	m.settingsMu.RLock()
+	defer m.settingsMu.RUnlock()
 	d := 2 * m.lockTimeout
 	for _, h := range m.handlers {
 		d += h.timeout + outputGrace
@@ -579,17 +583,12 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 		}()
 		defer func() { cancel(); <-watched }()
 	}
-	// Each check's context carries its logger; made once per Run rather
-	// than once per check.
-	var checkCtx checkContexts
-	for _, c := range []struct {
-		spec *checkSpec
-		ctx  *context.Context
-	}{{&m.self, &checkCtx.self}, {&m.primary, &checkCtx.primary}, {&m.secondary, &checkCtx.secondary}} {
-		if c.spec.set() {
-			*c.ctx = withLogger(loopCtx, c.spec.logger)
-		}
-	}
+	// Each check's context carries its logger; made once per Run (and
+	// per reconfiguration) rather than once per check.
+	checkCtx := m.checkContexts(loopCtx)
+	// From here Reconfigure hands its options to the loop, which applies
+	// them between rounds (betweenRounds).
+	defer m.reconf.open()()
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -617,6 +616,9 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 	}
 
 	var n uint64
+	// prev is the start of the last round (zero before the first): a
+	// new interval counts from it.
+	var prev time.Time
 	if m.startup != StartupCheckOff {
 		for {
 			m.setDeadline(next.Add(m.RoundBound()))
@@ -643,13 +645,14 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			reason := "start-up check failed: " + r.failures()
 			m.logger.Warn("unarmed: start-up check failed; retrying every interval", "event", "unarmed", "reason", r.failures(), "interval", m.interval)
 			m.loopState(Notice{Kind: NoticeUnarmed, State: StateUnarmed, Reason: reason, Round: r})
-			next = m.nextStart(next)
+			prev := next
+			next = m.nextStart(prev)
 			m.setDeadline(next.Add(m.RoundBound()))
-			if !m.sleepUntil(loopCtx, timer, next) {
+			if !m.waitRound(loopCtx, timer, prev, &next, &checkCtx) {
 				return m.stopped()
 			}
 		}
-		next = m.nextStart(next)
+		prev, next = next, m.nextStart(next)
 	}
 	m.logger.Info("armed", "event", "armed", "target", m.target, "interval", m.interval, "max_attempts", m.maxAttempts)
 	m.loopState(Notice{Kind: NoticeArmed, State: StateArmed})
@@ -657,7 +660,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 	for {
 		m.setDeadline(next.Add(m.RoundBound()))
 		m.betweenRounds(loopCtx, next)
-		if !m.sleepUntil(loopCtx, timer, next) || !beforeRound() {
+		if !m.waitRound(loopCtx, timer, prev, &next, &checkCtx) || !beforeRound() {
 			return m.stopped()
 		}
 		n++
@@ -701,11 +704,11 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			// and keep monitoring.
 			m.logger.Error("no failover: the lock could not be taken", "event", "lock-unavailable", "error", ferr)
 			m.loopState(Notice{Kind: NoticeArmed, State: StateArmed, Reason: ferr.Error()})
-			next = m.nextStart(next)
+			prev, next = next, m.nextStart(next)
 			continue
 		}
 		m.loopState(Notice{Kind: NoticeRound, State: StateArmed, Round: r})
-		next = m.nextStart(next)
+		prev, next = next, m.nextStart(next)
 	}
 }
 
@@ -781,11 +784,6 @@ func (m *Monitor) nextStart(prev time.Time) time.Time {
 	return next
 }
 
-// sleepUntil waits until t; false when ctx ended first.
-func (m *Monitor) sleepUntil(ctx context.Context, timer *time.Timer, t time.Time) bool {
-	return m.sleep(ctx, timer, time.Until(t))
-}
-
 func (m *Monitor) sleep(ctx context.Context, timer *time.Timer, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
@@ -845,7 +843,7 @@ func (m *Monitor) resume(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		m.failover(ctx, nil)
-		if _, err := m.gate.result(); err != nil || !m.sleep(ctx, timer, m.interval) {
+		if _, err := m.gate.result(); err != nil || !m.sleep(ctx, timer, m.currentInterval()) {
 			return
 		}
 		m.logger.Warn("retrying the failover whose record this monitor created", "event", "own-record", "lock", m.lockName())

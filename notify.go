@@ -70,7 +70,7 @@ type Transition struct {
 	// Reason says why, in one line of text.
 	Reason string
 	// Target names the monitored target; Submit fills it in from the
-	// Monitor given to WithNotifications when it is empty.
+	// observed Monitor when it is empty.
 	Target string
 	// Time is when it happened; Submit sets it when zero.
 	Time time.Time
@@ -159,6 +159,19 @@ func NotifyScript(cmdline string) *ScriptNotifier {
 
 func (s *ScriptNotifier) validate() error { return s.err }
 
+// Err returns why the command line cannot be run, nil when it can: what
+// NewNotifications reports.
+func (s *ScriptNotifier) Err() error { return s.err }
+
+// Path returns the executable the command runs, as the command line
+// names it, or "" when Err is not nil.
+func (s *ScriptNotifier) Path() string {
+	if len(s.args) == 0 {
+		return ""
+	}
+	return s.args[0]
+}
+
 // Notify runs the command with the transition's arguments and
 // environment.
 func (s *ScriptNotifier) Notify(ctx context.Context, t *Transition) error {
@@ -222,8 +235,11 @@ type Notifications struct {
 	// last delivery began.
 	dropped, skipped  uint64
 	delivered, failed uint64
-	target            func() string
-	derive            deriver
+	// target is the observed Monitor's, once it published a notice.
+	target string
+
+	// derive is the observer's own: the Monitor calls it serially.
+	derive deriver
 }
 
 // NotificationStats counts what a Notifications did.
@@ -270,8 +286,9 @@ func (q *Notifications) SetNotifier(n Notifier, timeout time.Duration) error {
 }
 
 // Submit queues t for delivery and returns at once. A zero Time becomes
-// now; an empty Target becomes the target of the Monitor the queue was
-// given to (WithNotifications). Without a Notifier it does nothing.
+// now; an empty Target becomes the target of the Monitor the queue
+// observes (WithNotifications), once that has published a notice (Run
+// has begun). Without a Notifier it does nothing.
 // After Close, t is dropped and counted.
 func (q *Notifications) Submit(t Transition) {
 	if t.Time.IsZero() {
@@ -279,8 +296,8 @@ func (q *Notifications) Submit(t Transition) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if t.Target == "" && q.target != nil {
-		t.Target = q.target()
+	if t.Target == "" {
+		t.Target = q.target
 	}
 	switch {
 	case q.closed:
@@ -416,10 +433,10 @@ func WithNotifications(q *Notifications) Option {
 		if q == nil {
 			return
 		}
-		q.mu.Lock()
-		q.target = func() string { return m.target }
-		q.mu.Unlock()
 		m.observers = append(m.observers, func(n Notice) {
+			q.mu.Lock()
+			q.target = m.target
+			q.mu.Unlock()
 			if t, ok := q.derive.transition(n); ok {
 				t.Target = m.target
 				q.Submit(t)

@@ -119,7 +119,7 @@ func TestNotifyTransitions(t *testing.T) {
 			return append(base(l, pass), fstaid.WithSelf(self, time.Second), fstaid.WithContinueIfSelfCheckFailed(true))
 		},
 		stopAfter: 10 * time.Second,
-		want: []string{"armed starting>armed", "self-check-failed armed>armed", "armed armed>armed", "stopped armed>stopped"},
+		want:      []string{"armed starting>armed", "self-check-failed armed>armed", "armed armed>armed", "stopped armed>stopped"},
 	}, {
 		name: "a self check that fails stops the monitor: one transition to stopped",
 		opts: func(l *memLock) []fstaid.Option {
