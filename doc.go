@@ -64,8 +64,9 @@
 // rounds and its context ends when the next round starts, so it never
 // delays a round or a failover; a failover cancels it. The result, with a
 // Problem per reason, is in Status().Readiness and in the Record of a
-// later failover; a NoticeReadiness announces each change. A Monitor that
-// is not ready still fails over.
+// later failover; a NoticeReadiness announces each change, and
+// WithNotifications turns a change of Ready into a ready or not-ready
+// transition. A Monitor that is not ready still fails over.
 //
 // # Observing
 //

@@ -54,6 +54,13 @@ const (
 	// TransitionLocked: a failover record exists (at start-up, or another
 	// monitor sharing the lock failed over); no handler ran here.
 	TransitionLocked TransitionKind = "locked"
+	// TransitionReady and TransitionNotReady: a readiness run
+	// (WithReadiness) found the failover path ready, or not (Reason
+	// lists the problems); From and To are "unknown", "ready" or
+	// "not-ready". Sent when readiness changes between those, not when
+	// only the problems change.
+	TransitionReady    TransitionKind = "ready"
+	TransitionNotReady TransitionKind = "not-ready"
 	// TransitionStopped: Run returned without a failover (told to stop,
 	// or the start-up check failed with StartupCheckFail). After
 	// failed-over or locked no stopped follows: those are final.
@@ -454,6 +461,9 @@ type deriver struct {
 	selfFailed, lockUnavailable bool
 	// passed is the start-up round that passed, for armed's reason.
 	passed uint64
+	// ready is the last readiness a transition announced: "" (unknown),
+	// "ready" or "not-ready" (readinessTransition).
+	ready string
 }
 
 func (d *deriver) move(s State) {
@@ -513,6 +523,8 @@ func (d *deriver) transition(n Notice) (Transition, bool) {
 		return t, true
 	case NoticeRound:
 		return d.round(n, t)
+	case NoticeReadiness:
+		return d.readinessTransition(n, t)
 	case NoticeStopped:
 		if n.State != StateStopped {
 			return t, false // failed-over or locked: already said

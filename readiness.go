@@ -426,3 +426,29 @@ func (h *ScriptHandler) Ready(ctx context.Context) []Problem {
 }
 
 var _ ReadinessCheck = (*ScriptHandler)(nil)
+
+// readinessTransition derives ready and not-ready from a NoticeReadiness:
+// one transition per change of Ready (the first result included, from
+// "unknown"), none when only the problems change. The Monitor's state
+// is not touched.
+func (d *deriver) readinessTransition(n Notice, t Transition) (Transition, bool) {
+	r := n.Readiness
+	if r == nil {
+		return t, false
+	}
+	to := "not-ready"
+	t.Kind = TransitionNotReady
+	if r.Ready {
+		to, t.Kind = "ready", TransitionReady
+	}
+	from := d.ready
+	if from == to {
+		return t, false
+	}
+	if from == "" {
+		from = "unknown"
+	}
+	d.ready = to
+	t.From, t.To, t.Reason, t.Record = from, to, r.Summary(), nil
+	return t, true
+}

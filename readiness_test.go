@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -407,6 +408,41 @@ func TestReadinessFindsTheLockDirectoryReadOnly(t *testing.T) {
 		})
 		if names := dirNames(t, dir); len(names) != 0 {
 			t.Errorf("readiness runs left %v in the lock directory", names)
+		}
+	})
+}
+
+func TestReadinessTransitionsNotify(t *testing.T) {
+	// ready, not ready, not ready for another reason too, ready: the
+	// notify command hears the first result and each change of Ready,
+	// in order with the Monitor's own transitions, whose states readiness
+	// does not touch.
+	synctest.Test(t, func(t *testing.T) {
+		denied := fstaid.Problem{Kind: fstaid.ProblemPermission, Resource: "eipalloc-1", Action: "AssociateAddress", Message: "not authorized"}
+		gone := fstaid.Problem{Kind: fstaid.ProblemResource, Resource: "i-standby", Message: "stopped"}
+		plan := [][]fstaid.Problem{nil, {denied}, {denied, gone}, nil}
+		rs := &readyScript{fn: func(_ context.Context, n int) []fstaid.Problem { return plan[min(n, len(plan))-1] }}
+		rec := &recorder{}
+		q := newQueue(t, rec, time.Second)
+		m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithInterval(time.Second),
+			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}),
+			fstaid.WithReadiness(10*time.Second, rs), fstaid.WithNotifications(q))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := runAsync(ctx, m)
+		time.Sleep(35 * time.Second)
+		cancel()
+		<-done
+		if err := q.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"armed starting>armed", "ready unknown>ready", "not-ready ready>not-ready", "ready not-ready>ready", "stopped armed>stopped"}
+		if got := rec.summary(); !slices.Equal(got, want) {
+			t.Errorf("transitions = %q, want %q", got, want)
+		}
+		for _, tr := range rec.transitions() {
+			if tr.Kind == fstaid.TransitionNotReady && (tr.Target != m.Status().Target || !strings.Contains(tr.Reason, "AssociateAddress") || !strings.Contains(tr.Reason, "eipalloc-1")) {
+				t.Errorf("not-ready transition %+v: want the target, the action and the resource", tr)
+			}
 		}
 	})
 }
