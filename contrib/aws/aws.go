@@ -411,6 +411,8 @@ type base struct {
 	// (the Report names them itself).
 	logger, reportLogger *slog.Logger
 	onReport             func(*Report)
+	// onReadyCall counts a readiness run's calls (WithReadinessCalls).
+	onReadyCall func(operation string)
 	// fence is the fencing step the handler abides by: its own (from
 	// its FenceConfig; ownFence) or its set's (Config.Handlers); nil
 	// without fencing.
@@ -520,6 +522,9 @@ func call[In, Out any](ctx context.Context, r *run, op, resource string, fn func
 	r.mu.Lock()
 	r.report.Calls = append(r.report.Calls, c)
 	r.mu.Unlock()
+	if f := r.b.onReadyCall; f != nil && ctx.Value(readinessKey{}) != nil {
+		f(op)
+	}
 	return out, err
 }
 
@@ -579,6 +584,10 @@ type Handler interface {
 	// together (availability zone, subnet, routes, source/dest check),
 	// and returns every problem.
 	Validate(ctx context.Context) error
+	// Ready runs DryRun and Validate for a readiness run
+	// (fstaid.WithReadiness) and returns their findings as problems,
+	// each naming its resource and, when refused, the action.
+	fstaid.ReadinessCheck
 	// LastReport returns the last Handle's report, nil before the first.
 	LastReport() *Report
 	// Timeout is the configured bound of one Handle (the timeout key).

@@ -27,8 +27,11 @@
 // Each has a Config type with toml tags for fstaidd.toml and a Validate
 // of its own that names every bad key, a New... constructor taking an
 // *ec2.Client (NewClient builds one from the SDK's default chain), a
-// DryRun that checks the IAM permissions with DryRun calls, and a
-// Validate(ctx) start-up check of the resources themselves.
+// DryRun that checks the IAM permissions with DryRun calls, a
+// Validate(ctx) start-up check of the resources themselves, and Ready,
+// which runs both for fstaid.WithReadiness and returns fstaid.Problems
+// naming each resource and refused action (WithReadinessCalls counts its
+// EC2 calls).
 //
 // # Retries and timeouts
 //

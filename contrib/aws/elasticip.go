@@ -226,8 +226,9 @@ func (h *ElasticIP) DryRun(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Validate checks that the address and the standby exist in the region
-// (and that the standby ENI holds private_ip_address).
+// Validate checks that the address and the standby exist in the region,
+// that a standby instance is running, and that a standby ENI holds
+// private_ip_address (the last two may change: ErrMayChange).
 func (h *ElasticIP) Validate(ctx context.Context) error {
 	r := h.newRun()
 	var errs []error
@@ -235,8 +236,14 @@ func (h *ElasticIP) Validate(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if h.cfg.InstanceID != "" {
-		if _, err := h.describeInstance(ctx, r, h.cfg.InstanceID); err != nil {
+		in, err := h.describeInstance(ctx, r, h.cfg.InstanceID)
+		switch {
+		case err != nil:
 			errs = append(errs, err)
+		case stateName(in.State) != "running":
+			// AssociateAddress accepts a stopped instance: the move
+			// would succeed and the address answer nothing.
+			errs = append(errs, mayChange(about(h.cfg.InstanceID, fmt.Errorf("standby instance %s is %s, not running: the address would move to a server that does not answer", h.cfg.InstanceID, stateName(in.State)))))
 		}
 	} else {
 		eni, err := describeENI(ctx, r, h.cfg.NetworkInterfaceID)
@@ -244,7 +251,7 @@ func (h *ElasticIP) Validate(ctx context.Context) error {
 		case err != nil:
 			errs = append(errs, err)
 		case h.cfg.PrivateIPAddress != "" && !hasPrivateIP(eni, h.cfg.PrivateIPAddress):
-			errs = append(errs, mayChange(fmt.Errorf("network interface %s does not hold private_ip_address %s", h.cfg.NetworkInterfaceID, h.cfg.PrivateIPAddress)))
+			errs = append(errs, mayChange(about(h.cfg.NetworkInterfaceID, fmt.Errorf("network interface %s does not hold private_ip_address %s", h.cfg.NetworkInterfaceID, h.cfg.PrivateIPAddress))))
 		}
 	}
 	if err := h.validateFence(ctx, r); err != nil {

@@ -294,19 +294,19 @@ func (h *ENI) standbyFit(eni *types.NetworkInterface, in *types.Instance) []erro
 		inAZ = str(in.Placement.AvailabilityZone)
 	}
 	if eniAZ != inAZ {
-		errs = append(errs, fmt.Errorf("network interface %s (subnet %s) is in availability zone %s but standby instance %s is in %s: an ENI cannot move across zones", id, str(eni.SubnetId), eniAZ, standby, inAZ))
+		errs = append(errs, about(id, fmt.Errorf("network interface %s (subnet %s) is in availability zone %s but standby instance %s is in %s: an ENI cannot move across zones", id, str(eni.SubnetId), eniAZ, standby, inAZ)))
 	} else if v, w := str(eni.VpcId), str(in.VpcId); v != "" && w != "" && v != w {
-		errs = append(errs, fmt.Errorf("network interface %s (subnet %s) is in VPC %s but standby instance %s is in %s", id, str(eni.SubnetId), v, standby, w))
+		errs = append(errs, about(id, fmt.Errorf("network interface %s (subnet %s) is in VPC %s but standby instance %s is in %s", id, str(eni.SubnetId), v, standby, w)))
 	}
 	if eni.Attachment != nil && aws.ToInt32(eni.Attachment.DeviceIndex) == 0 && str(eni.Attachment.InstanceId) != standby {
-		errs = append(errs, fmt.Errorf("network interface %s is the primary interface (device index 0) of %s: a primary interface cannot be detached; move a secondary ENI", id, str(eni.Attachment.InstanceId)))
+		errs = append(errs, about(id, fmt.Errorf("network interface %s is the primary interface (device index 0) of %s: a primary interface cannot be detached; move a secondary ENI", id, str(eni.Attachment.InstanceId))))
 	}
 	if st := stateName(in.State); st != "running" {
-		errs = append(errs, mayChange(fmt.Errorf("standby instance %s is %s, not running", standby, st)))
+		errs = append(errs, mayChange(about(standby, fmt.Errorf("standby instance %s is %s, not running", standby, st))))
 	}
 	for _, ni := range in.NetworkInterfaces {
 		if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == h.cfg.deviceIndex() && str(ni.NetworkInterfaceId) != id {
-			errs = append(errs, mayChange(fmt.Errorf("standby instance %s already has %s at device_index %d", standby, str(ni.NetworkInterfaceId), h.cfg.deviceIndex())))
+			errs = append(errs, mayChange(about(standby, fmt.Errorf("standby instance %s already has %s at device_index %d", standby, str(ni.NetworkInterfaceId), h.cfg.deviceIndex()))))
 		}
 	}
 	return errs

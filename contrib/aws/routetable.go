@@ -241,7 +241,7 @@ func (h *RouteTable) Validate(ctx context.Context) error {
 		for _, rtb := range h.cfg.RouteTableIDs {
 			for _, d := range h.cfg.DestinationCIDRBlocks {
 				if _, ok := got[rtb+":"+d]; !ok {
-					errs = append(errs, mayChange(fmt.Errorf("route table %s has no route to %s: create it (the handler only replaces routes)", rtb, d)))
+					errs = append(errs, mayChange(about(rtb+":"+d, fmt.Errorf("route table %s has no route to %s: create it (the handler only replaces routes)", rtb, d))))
 				}
 			}
 		}
@@ -250,7 +250,7 @@ func (h *RouteTable) Validate(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	} else if aws.ToBool(eni.SourceDestCheck) {
-		errs = append(errs, mayChange(fmt.Errorf("network interface %s has its source/destination check on: it would drop traffic for %s (aws ec2 modify-network-interface-attribute --no-source-dest-check)", h.cfg.NetworkInterfaceID, strings.Join(h.cfg.DestinationCIDRBlocks, ","))))
+		errs = append(errs, mayChange(about(h.cfg.NetworkInterfaceID, fmt.Errorf("network interface %s has its source/destination check on: it would drop traffic for %s (aws ec2 modify-network-interface-attribute --no-source-dest-check)", h.cfg.NetworkInterfaceID, strings.Join(h.cfg.DestinationCIDRBlocks, ",")))))
 	}
 	if err := h.validateFence(ctx, r); err != nil {
 		errs = append(errs, err)

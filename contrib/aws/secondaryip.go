@@ -188,16 +188,16 @@ func (h *SecondaryIP) Validate(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, err)
 		} else if len(out.Subnets) != 1 {
-			errs = append(errs, fmt.Errorf("DescribeSubnets %s: %d subnets in the answer", subnetID, len(out.Subnets)))
+			errs = append(errs, about(subnetID, fmt.Errorf("DescribeSubnets %s: %d subnets in the answer", subnetID, len(out.Subnets))))
 		} else {
 			cidr := str(out.Subnets[0].CidrBlock)
 			prefix, err := netip.ParsePrefix(cidr)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("subnet %s: CIDR %q: %w", subnetID, cidr, err))
+				errs = append(errs, about(subnetID, fmt.Errorf("subnet %s: CIDR %q: %w", subnetID, cidr, err)))
 			}
 			for _, ip := range h.cfg.PrivateIPAddresses {
 				if a, perr := netip.ParseAddr(ip); err == nil && (perr != nil || !prefix.Contains(a)) {
-					errs = append(errs, fmt.Errorf("private IP %s is not in subnet %s (%s) of the standby's network interface %s", ip, subnetID, cidr, h.cfg.NetworkInterfaceID))
+					errs = append(errs, about(ip, fmt.Errorf("private IP %s is not in subnet %s (%s) of the standby's network interface %s", ip, subnetID, cidr, h.cfg.NetworkInterfaceID)))
 				}
 			}
 		}

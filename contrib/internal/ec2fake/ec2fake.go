@@ -315,6 +315,56 @@ func (s *Server) terminated(in *Instance) {
 	}
 }
 
+// SetInstanceState puts an instance in state at once, as someone who
+// stops or starts it outside the monitor would (stopped, running).
+func (s *Server) SetInstanceState(id, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.instances[id]
+	if in == nil {
+		panic("ec2fake: SetInstanceState: no instance " + id)
+	}
+	in.State, in.stoppedAt, in.terminatedAt = state, time.Time{}, time.Time{}
+}
+
+// ReleaseAddress releases an Elastic IP, as ec2:ReleaseAddress does:
+// from then on it is not found. AddAddress brings it back.
+func (s *Server) ReleaseAddress(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addresses[id] == nil {
+		panic("ec2fake: ReleaseAddress: no address " + id)
+	}
+	delete(s.addresses, id)
+}
+
+// DeleteRoute deletes the route to destination from a route table, as
+// ec2:DeleteRoute does.
+func (s *Server) DeleteRoute(routeTableID, destination string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.routeTables[routeTableID]
+	if rt == nil {
+		panic("ec2fake: DeleteRoute: no route table " + routeTableID)
+	}
+	n := len(rt.Routes)
+	rt.Routes = slices.DeleteFunc(rt.Routes, func(r Route) bool { return r.Destination == destination })
+	if len(rt.Routes) == n {
+		panic("ec2fake: DeleteRoute: no route to " + destination + " in " + routeTableID)
+	}
+}
+
+// AddRoute adds a route to a route table (ec2:CreateRoute).
+func (s *Server) AddRoute(routeTableID string, r Route) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.routeTables[routeTableID]
+	if rt == nil {
+		panic("ec2fake: AddRoute: no route table " + routeTableID)
+	}
+	rt.Routes = append(rt.Routes, r)
+}
+
 // CompleteTransitions ends every pending transition now (detaching,
 // attaching, stopping, shutting-down), even those set to Never.
 func (s *Server) CompleteTransitions() {

@@ -62,3 +62,34 @@ func TestWireShapes(t *testing.T) {
 		t.Errorf("unknown action: %d %s", st, body)
 	}
 }
+
+// The changes made outside the monitor (a console, another tool) show in
+// the answers at once.
+func TestOutOfBandChanges(t *testing.T) {
+	s := New()
+	defer s.Close()
+	s.AddAddress(Address{AllocationID: "eipalloc-1", PublicIP: "203.0.113.1"})
+	s.AddInstance(Instance{ID: "i-1", AZ: "us-east-1a"})
+	s.AddRouteTable(RouteTable{ID: "rtb-1", Routes: []Route{{Destination: "10.9.0.1/32", NetworkInterfaceID: "eni-1"}}})
+	call := func(form url.Values) string {
+		form.Set("Version", APIVersion)
+		_, body := post(t, s, form, true)
+		return body
+	}
+	s.SetInstanceState("i-1", "stopped")
+	if body := call(url.Values{"Action": {"DescribeInstances"}, "InstanceId.1": {"i-1"}}); !strings.Contains(body, "<name>stopped</name>") {
+		t.Errorf("after SetInstanceState stopped: %s", body)
+	}
+	s.ReleaseAddress("eipalloc-1")
+	if body := call(url.Values{"Action": {"DescribeAddresses"}, "AllocationId.1": {"eipalloc-1"}}); !strings.Contains(body, "InvalidAllocationID.NotFound") {
+		t.Errorf("after ReleaseAddress: %s", body)
+	}
+	s.DeleteRoute("rtb-1", "10.9.0.1/32")
+	if body := call(url.Values{"Action": {"DescribeRouteTables"}, "RouteTableId.1": {"rtb-1"}}); strings.Contains(body, "10.9.0.1/32") {
+		t.Errorf("after DeleteRoute: %s", body)
+	}
+	s.AddRoute("rtb-1", Route{Destination: "10.9.0.1/32", NetworkInterfaceID: "eni-1"})
+	if body := call(url.Values{"Action": {"DescribeRouteTables"}, "RouteTableId.1": {"rtb-1"}}); !strings.Contains(body, "10.9.0.1/32") {
+		t.Errorf("after AddRoute: %s", body)
+	}
+}
