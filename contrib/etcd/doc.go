@@ -60,7 +60,12 @@
 // target and a config digest (WithVerdictScope) and only matching ones
 // count; a second live process under one monitor ID is found
 // (Verdicts.CheckUnique at start, Verdicts.Duplicate while running), and
-// Store.Status counts the live monitors against k.
+// Store.Status counts the live monitors against k. Quorum is also a
+// fstaid.ReadinessCheck: with fstaid.WithReadiness the Monitor finds out
+// between rounds when fewer than k distinct monitors are live (or the
+// verdicts cannot be read), before a dead target goes unconfirmed; the
+// lock needs no check of its own, since the Monitor's lock pre-flight
+// reads the record and probes the keys with the same credentials.
 //
 // # Lifecycle
 //

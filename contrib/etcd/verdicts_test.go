@@ -389,3 +389,42 @@ func TestCheckUniqueIgnoresADeadProcessLastWrite(t *testing.T) {
 		t.Errorf("CheckUnique after a dead process's last write = %v, want nil", err)
 	}
 }
+
+// The quorum is ready while enough distinct monitors publish, not when
+// they fall below k, and the problem names who is left.
+func TestQuorumReady(t *testing.T) {
+	srv := startEtcd(t)
+	ss := verdictStores(t, "/qr", 3, endpoints(srv))
+	ctx := ctxTimeout(t, 10*time.Second)
+	q := ss[2].Verdicts().Quorum(3)
+	for _, s := range ss {
+		if err := s.Verdicts().Publish(ctx, false, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ps := q.Ready(ctx); len(ps) != 0 {
+		t.Fatalf("Ready with 3 of 3 = %v", ps)
+	}
+	if err := ss[1].Verdicts().Withdraw(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps := q.Ready(ctx)
+	if len(ps) != 1 || ps[0].Kind != fstaid.ProblemQuorum || ps[0].Resource != "/qr/verdicts/" ||
+		!strings.Contains(ps[0].Message, "only 2 live monitor(s) (mon0, mon2, this one included) for quorum 3") {
+		t.Fatalf("Ready with 2 of 3 = %v", ps)
+	}
+	// This monitor counts even before its own verdict is fresh.
+	if err := ss[2].Verdicts().Withdraw(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss[1].Verdicts().Publish(ctx, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ps := q.Ready(ctx); len(ps) != 0 {
+		t.Fatalf("Ready with mon0, mon1 and this unpublished one = %v", ps)
+	}
+	srv.stop()
+	if ps := q.Ready(ctxTimeout(t, 10*time.Second)); len(ps) != 1 || ps[0].Kind != fstaid.ProblemStore {
+		t.Fatalf("Ready with etcd down = %v, want a store problem", ps)
+	}
+}
