@@ -21,6 +21,7 @@ const (
 	faultLostReply       // send it, let etcd apply it, lose the answer
 	faultRefused         // send nothing, answer as etcd's permission check would
 	faultNoSpace         // send nothing, answer as etcd with the NOSPACE alarm would
+	faultSignal          // no fault: send on returned once the call returned
 )
 
 // fault injects failures into a real client's calls to one gRPC method
@@ -30,6 +31,9 @@ type fault struct {
 	method string
 	mode   atomic.Int32
 	calls  atomic.Int32 // calls that met a fault
+	// returned, for faultSignal, gets a value (if it has room) each time
+	// a call returned: a test waits on it for "the call has happened".
+	returned chan struct{}
 }
 
 func (f *fault) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -52,6 +56,13 @@ func (f *fault) intercept(ctx context.Context, method string, req, reply any, cc
 	case faultNoSpace:
 		f.calls.Add(1)
 		return rpctypes.ErrGRPCNoSpace
+	case faultSignal:
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		select {
+		case f.returned <- struct{}{}:
+		default:
+		}
+		return err
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }

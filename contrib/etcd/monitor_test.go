@@ -142,9 +142,10 @@ func TestQuorumMonitors(t *testing.T) {
 		r := ms[0].Status().LastRound
 		return r != nil && r.Verdict == fstaid.VerdictSecondaryAlive
 	})
-	time.Sleep(500 * time.Millisecond) // ten rounds
-	if n := handled.Load(); n != 0 {
-		t.Fatalf("handler ran %d times with only one dead verdict of k=2", n)
+	r0 := ms[0].Status().Rounds
+	eventually(t, 10*time.Second, "ten more rounds of mon0", func() bool { return ms[0].Status().Rounds >= r0+10 })
+	if n := handled.Load(); n != 0 || ms[0].Status().State != fstaid.StateArmed {
+		t.Fatalf("handler ran %d times (mon0 %s) after ten rounds with only one dead verdict of k=2", n, ms[0].Status().State)
 	}
 	vs, err := stores[1].Verdicts().List(ctx)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/fstaid/fstaid"
 )
 
@@ -148,22 +150,51 @@ func TestExpiredVerdictsNotCounted(t *testing.T) {
 	}
 }
 
-// Publishing renews the lease: a monitor that keeps publishing keeps its
-// verdict beyond one TTL.
+// Publishing renews the lease: each Publish after the first puts the
+// verdict back to its full TTL under the same lease, so a monitor that
+// keeps publishing keeps its verdict. The test publishes again each time
+// etcd reports the lease has run down by a second (TimeToLive counts
+// whole seconds, rounded down).
 func TestPublishRenewsVerdict(t *testing.T) {
 	srv := startEtcd(t)
-	ss := verdictStores(t, "/renew", 1, endpoints(srv), WithVerdictTTL(time.Second))
+	ss := verdictStores(t, "/renew", 1, endpoints(srv), WithVerdictTTL(5*time.Second))
+	c := newClient(t, endpoints(srv)...)
 	ctx := ctxTimeout(t, 20*time.Second)
 	v := ss[0].Verdicts()
-	end := time.Now().Add(3 * time.Second)
-	for time.Now().Before(end) {
+	left := func(lease clientv3.LeaseID) int64 {
+		t.Helper()
+		ttl, err := c.TimeToLive(ctx, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ttl.TTL
+	}
+	// publish returns the verdict's lease and the seconds it has left.
+	publish := func() (clientv3.LeaseID, int64) {
+		t.Helper()
 		if err := v.Publish(ctx, true, ""); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond)
-		vs, err := v.List(ctx)
-		if err != nil || len(vs) != 1 {
-			t.Fatalf("verdict lost while being republished: %+v %v", vs, err)
+		resp, err := c.Get(ctx, ss[0].verdictKey())
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("verdict after Publish: %+v %v", resp, err)
+		}
+		lease := clientv3.LeaseID(resp.Kvs[0].Lease)
+		return lease, left(lease)
+	}
+	lease, full := publish()
+	for range 2 {
+		var before int64
+		eventually(t, 5*time.Second, "the verdict's lease running down", func() bool {
+			before = left(lease)
+			return before < full
+		})
+		again, after := publish()
+		if again != lease {
+			t.Fatalf("republished under lease %x, want %x renewed", again, lease)
+		}
+		if after <= before {
+			t.Fatalf("the lease had %d s left before Publish, %d s after: not renewed", before, after)
 		}
 	}
 }
@@ -238,19 +269,19 @@ func TestFailedPutDoesNotRenewStaleVerdict(t *testing.T) {
 	if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 1 || !vs[0].Dead() {
 		t.Fatalf("verdicts = %+v, %v; want a's dead verdict", vs, err)
 	}
-	// The target is back, but every write now fails; a keeps trying for
-	// two TTLs, as its rounds would.
+	// The target is back, but every write now fails, in this round and
+	// the next ones. The first failure withdraws the verdict at once
+	// (still within its TTL); the next ones, each under a fresh lease,
+	// publish nothing either.
 	f.mode.Store(faultNoSpace)
-	end := time.Now().Add(4 * time.Second)
-	for time.Now().Before(end) {
+	for round := range 3 {
 		err := a.Verdicts().Publish(ctx, false, "")
 		if !errors.Is(err, fstaid.ErrLockUnavailable) || !errors.Is(err, ErrRefused) {
-			t.Fatalf("Publish with Put failing = %v, want a refusal", err)
+			t.Fatalf("round %d: Publish with Put failing = %v, want a refusal", round, err)
 		}
 		if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 0 {
-			t.Fatalf("verdicts after a failed write = %+v, %v; want none (the stale dead verdict withdrawn)", vs, err)
+			t.Fatalf("round %d: verdicts after a failed write = %+v, %v; want none (the stale dead verdict withdrawn)", round, vs, err)
 		}
-		time.Sleep(300 * time.Millisecond)
 	}
 	// Writes work again: the new verdict is published and lives.
 	f.mode.Store(faultNone)
@@ -374,13 +405,21 @@ func TestCheckUniqueIgnoresADeadProcessLastWrite(t *testing.T) {
 	srv := startEtcd(t)
 	ctx := ctxTimeout(t, 30*time.Second)
 	dead := newStore(t, "/dup-late", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
-	restarted := newStore(t, "/dup-late", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
+	read := &fault{method: "/etcdserverpb.KV/Range", returned: make(chan struct{}, 1)}
+	restarted := newFaultyStore(t, "/dup-late", "db-monitor", endpoints(srv), read, WithVerdictTTL(2*time.Second))
 	if err := dead.Verdicts().Publish(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	checked := make(chan error, 1)
+	read.mode.Store(faultSignal)
 	go func() { checked <- restarted.Verdicts().CheckUnique(ctx) }()
-	time.Sleep(300 * time.Millisecond)
+	// CheckUnique has read the key: what is written now, it sees through
+	// its watch.
+	select {
+	case <-read.returned:
+	case <-ctx.Done():
+		t.Fatal("CheckUnique never read its verdict key")
+	}
 	// The write that was in flight when the predecessor died.
 	if err := dead.Verdicts().Publish(ctx, true, ""); err != nil {
 		t.Fatal(err)
