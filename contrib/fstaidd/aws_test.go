@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -246,18 +247,18 @@ instance_id = "` + standby + `"
 	// A stopped standby may be started before a failover: a warning.
 	fake.AddInstance(ec2fake.Instance{ID: "i-standby", AZ: "us-east-1a", SubnetID: "subnet-a", VPCID: "vpc-1", State: "stopped"})
 	log, done, cancel := run(eni("i-standby"))
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(log.String(), "SERVING") {
+	waitFor(t, 20*time.Second, func() error {
 		select {
 		case code := <-done:
 			done <- code
 			t.Fatalf("a stopped standby stopped fstaidd: exit %d\n%s", code, log.String())
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not serving:\n%s", log.String())
+		if !strings.Contains(log.String(), "SERVING") {
+			return fmt.Errorf("not serving:\n%s", log.String())
 		}
-	}
+		return nil
+	})
 	cancel()
 	if s := log.String(); !strings.Contains(s, "standby instance i-standby is stopped, not running") || !strings.Contains(s, "must be gone before a failover") {
 		t.Errorf("no warning about the stopped standby:\n%s", s)

@@ -94,6 +94,10 @@ type daemon struct {
 	// serving, when set, is called with the endpoint's addresses once it
 	// serves.
 	serving func([]net.Addr)
+	// listen, when set, replaces net.Listen for the endpoint: tests run
+	// the daemon under testing/synctest on an in-memory listener, since
+	// a goroutine blocked on a real socket keeps fake time still.
+	listen func(network, address string) (net.Listener, error)
 }
 
 // run is the daemon: it returns the exit status. Every exit goes
@@ -221,7 +225,11 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 
 	listeners := s.failLs
 	if len(listeners) == 0 {
-		l, err := net.Listen("tcp", cfg.ListenAddress())
+		listen := net.Listen
+		if d.listen != nil {
+			listen = d.listen
+		}
+		l, err := listen("tcp", cfg.ListenAddress())
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s: %w", cfg.ListenAddress(), err)
 		}

@@ -47,7 +47,7 @@ func newEnv(t *testing.T, handlerExit int, extra string) *env {
 	t.Setenv("STATE_DIRECTORY", "")
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, config: filepath.Join(dir, "fstaidd.toml"), handler: filepath.Join(dir, "handler.sh")}
-	os.WriteFile(e.handler, []byte(fmt.Sprintf("#!/bin/sh\necho \"$*\" >> \"$0.calls\"\nenv | grep ^FSTAID_ | sort > \"$0.env\"\nsleep ${FSTAID_TEST_HANDLER_SLEEP:-0}\nexit %d\n", handlerExit)), 0o755)
+	os.WriteFile(e.handler, []byte(fmt.Sprintf("#!/bin/sh\necho \"$*\" >> \"$0.calls\"\nenv | grep ^FSTAID_ | sort > \"$0.env\"\nsleep ${FSTAID_TEST_HANDLER_SLEEP:-0}\n[ -z \"$FSTAID_TEST_HANDLER_GATE\" ] || read _ < \"$FSTAID_TEST_HANDLER_GATE\"\nexit %d\n", handlerExit)), 0o755)
 	cfg := fmt.Sprintf(`[global]
 port = 8080
 listen = "127.0.0.1:0"
@@ -67,6 +67,41 @@ timeout = 2
 %s`, dir, e.handler, dir, extra)
 	os.WriteFile(e.config, []byte(cfg), 0o644)
 	return e
+}
+
+// gateHandler makes the handler wait, once started, until release is
+// called (or the test ends): a handler that runs exactly as long as the
+// test needs, with no sleep to outlast.
+func (e *env) gateHandler() (release func()) {
+	e.t.Helper()
+	fifo := filepath.Join(e.dir, "gate")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Setenv("FSTAID_TEST_HANDLER_GATE", fifo)
+	var once sync.Once
+	open := func() (*os.File, error) {
+		// Non-blocking: ENXIO until the handler has opened its end.
+		return os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	}
+	e.t.Cleanup(func() {
+		once.Do(func() {
+			if f, err := open(); err == nil {
+				f.Close()
+			}
+		})
+	})
+	return func() {
+		e.t.Helper()
+		once.Do(func() {
+			var f *os.File
+			waitFor(e.t, 10*time.Second, func() (err error) {
+				f, err = open()
+				return err
+			})
+			f.Close() // EOF: the handler's read returns
+		})
+	}
 }
 
 func (e *env) touch(name string) { os.WriteFile(filepath.Join(e.dir, name), nil, 0o644) }
@@ -91,9 +126,16 @@ type running struct {
 
 func (e *env) start(opts ...fstaid.Option) *running {
 	e.t.Helper()
+	return e.startDaemon(&daemon{extraOpts: opts})
+}
+
+// startDaemon runs d on e's config until it serves; the test's cleanup
+// stops it.
+func (e *env) startDaemon(d *daemon) *running {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan []net.Addr, 1)
-	d := &daemon{configPath: e.config, stderr: testWriter{e.t}, extraOpts: opts, serving: func(a []net.Addr) { addrs <- a }}
+	d.configPath, d.stderr, d.serving = e.config, testWriter{e.t}, func(a []net.Addr) { addrs <- a }
 	r := &running{done: make(chan int, 1), stop: cancel}
 	go func() { r.done <- d.run(ctx) }()
 	select {
@@ -129,18 +171,21 @@ func (r *running) wait(t *testing.T) int {
 
 func (r *running) waitState(t *testing.T, want fstaid.State) statusResponse {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var st statusResponse
+	var st statusResponse
+	waitFor(t, 10*time.Second, func() error {
+		st = statusResponse{}
 		resp, body, err := request(context.Background(), "GET", r.url+"/status", "ops", "pw")
-		if err == nil && resp.StatusCode == 200 && json.Unmarshal(body, &st) == nil && st.State == want {
-			return st
+		switch {
+		case err != nil:
+			return fmt.Errorf("state %s never reached: %w", want, err)
+		case resp.StatusCode != 200 || json.Unmarshal(body, &st) != nil:
+			return fmt.Errorf("state %s never reached: GET /status: %s %s", want, resp.Status, body)
+		case st.State != want:
+			return fmt.Errorf("state %s never reached (last %s)", want, st.State)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state %s never reached (last %s, %v)", want, st.State, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 type testWriter struct{ t *testing.T }
@@ -316,141 +361,6 @@ func TestConcurrentFailRunsHandlerOnce(t *testing.T) {
 	if ok.Load() > 1 || ok.Load()+conflict.Load()+other.Load() != 100 || other.Load() > 0 && ok.Load()+conflict.Load() == 0 {
 		t.Errorf("%d ok, %d conflict, %d other", ok.Load(), conflict.Load(), other.Load())
 	}
-}
-
-// notifySocket binds a unixgram socket for NOTIFY_SOCKET and collects
-// what arrives.
-type notifySocket struct {
-	conn *net.UnixConn
-	mu   sync.Mutex
-	msgs []string
-	at   []time.Time
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	dir, err := os.MkdirTemp("", "n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &notifySocket{conn: conn}
-	t.Setenv("NOTIFY_SOCKET", path)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			k, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			n.mu.Lock()
-			for _, line := range strings.Split(string(buf[:k]), "\n") {
-				if line != "" {
-					n.msgs = append(n.msgs, line)
-					n.at = append(n.at, time.Now())
-				}
-			}
-			n.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-done })
-	return n
-}
-
-func (n *notifySocket) snapshot() ([]string, []time.Time) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]string(nil), n.msgs...), append([]time.Time(nil), n.at...)
-}
-
-func (n *notifySocket) waitFor(t *testing.T, prefix string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		msgs, _ := n.snapshot()
-		for _, m := range msgs {
-			if strings.HasPrefix(m, prefix) {
-				return
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	msgs, _ := n.snapshot()
-	t.Fatalf("no %q among %q", prefix, msgs)
-}
-
-func (n *notifySocket) pingsSince(t0 time.Time) int {
-	msgs, at := n.snapshot()
-	c := 0
-	for i, m := range msgs {
-		if m == "WATCHDOG=1" && at[i].After(t0) {
-			c++
-		}
-	}
-	return c
-}
-
-func TestNotifyReadyStatusAndWatchdog(t *testing.T) {
-	n := listenNotify(t)
-	t.Setenv("WATCHDOG_USEC", "200000") // a ping every 100ms
-	t.Setenv("WATCHDOG_PID", "")
-	e := newEnv(t, 0, "")
-	e.touch("dead") // dead at start: unarmed
-	var mode atomic.Int32
-	hang := make(chan struct{})
-	primary := fstaid.CheckFunc(func(ctx context.Context) error {
-		switch mode.Load() {
-		case 0:
-			return fmt.Errorf("dead")
-		case 1:
-			return nil
-		case 2: // a slow but healthy round
-			time.Sleep(600 * time.Millisecond)
-			return nil
-		default: // a check that ignores its context: the loop hangs
-			<-hang
-			return nil
-		}
-	})
-	r := e.start(fstaid.WithPrimary(primary, time.Second), fstaid.WithMaxAttempts(1))
-	n.waitFor(t, "READY=1")
-	n.waitFor(t, "STATUS=unarmed: start-up check failed")
-	mode.Store(1)
-	n.waitFor(t, "STATUS=armed: watching db1")
-	msgs, _ := n.snapshot()
-	if msgs[0] != "READY=1" && !strings.HasPrefix(msgs[0], "STATUS=starting") {
-		t.Errorf("first message %q", msgs[0])
-	}
-	t0 := time.Now()
-	time.Sleep(500 * time.Millisecond)
-	if p := n.pingsSince(t0); p < 3 {
-		t.Errorf("%d pings in 500ms while healthy, want about 5", p)
-	}
-	mode.Store(2)
-	t0 = time.Now()
-	time.Sleep(1500 * time.Millisecond)
-	if p := n.pingsSince(t0); p < 10 {
-		t.Errorf("%d pings in 1.5s of slow rounds, want about 15: a slow round is not a hung loop", p)
-	}
-	mode.Store(3)
-	// RoundBound: 1s timeout + (1+3) × 0.5s grace + 1s margin = 4s past
-	// the round's start, then the pings stop.
-	time.Sleep(5 * time.Second)
-	t0 = time.Now()
-	time.Sleep(500 * time.Millisecond)
-	if p := n.pingsSince(t0); p != 0 {
-		t.Errorf("%d pings while the loop hangs, want 0", p)
-	}
-	close(hang)
-	r.stop()
-	r.wait(t)
-	n.waitFor(t, "STOPPING=1")
 }
 
 // activated runs fstaidd as a child process with ln passed as the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -331,11 +332,12 @@ func TestEtcdLiveMonitorsAgainstQuorum(t *testing.T) {
 	publishAs(t, other)
 	eventually := func(what string, f func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !f(); time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal(what)
+		waitFor(t, 10*time.Second, func() error {
+			if !f() {
+				return errors.New(what)
 			}
-		}
+			return nil
+		})
 	}
 	var out string
 	eventually("check never saw both publishers", func() bool {

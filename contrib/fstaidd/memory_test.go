@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -145,14 +146,12 @@ func TestDaemonReleasesStartupPagesWhenArmed(t *testing.T) {
 			st := r.waitState(t, fstaid.StateArmed)
 			// Observers run on the monitor's goroutine, in order: two
 			// rounds later the armed notice has been observed.
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if r.waitState(t, fstaid.StateArmed).Rounds >= st.Rounds+2 {
-					break
+			waitFor(t, 10*time.Second, func() error {
+				if n := r.waitState(t, fstaid.StateArmed).Rounds; n < st.Rounds+2 {
+					return fmt.Errorf("%d rounds after arming, want 2", n-st.Rounds)
 				}
-				if time.Now().After(deadline) {
-					t.Fatal("no rounds after arming")
-				}
-			}
+				return nil
+			})
 			ro1, _ := exeRss(t)
 			t.Logf("read-only Rss of the binary: %d before start, %d armed", ro0, ro1)
 			if released := ro1 < ro0/2; released != !keep {

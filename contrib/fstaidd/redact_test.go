@@ -150,20 +150,16 @@ timeout = 2
 
 			// Unarmed: /status and STATUS= tell why, naming the URL.
 			var statusBody string
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			waitFor(t, 10*time.Second, func() error {
 				resp, body, err := request(context.Background(), "GET", base+"/status", "ops", "pw")
 				var st statusResponse
 				if err == nil && resp.StatusCode == 200 && json.Unmarshal(body, &st) == nil &&
 					st.State == fstaid.StateUnarmed && st.LastRound != nil && st.LastRound.Primary != nil && st.LastRound.Primary.HTTPStatus == 500 {
 					statusBody = string(body)
-					break
+					return nil
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("never unarmed by the HTTP 500: %s %v\n%s", body, err, logs.String())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return fmt.Errorf("never unarmed by the HTTP 500: %s %v\n%s", body, err, logs.String())
+			})
 			ns.waitFor(t, "STATUS=unarmed")
 			a.dead.Store(false)
 			ns.waitFor(t, "STATUS=armed")

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fstaid/fstaid"
@@ -52,38 +54,51 @@ func (l *slowFirstLock) Done() <-chan struct{} { return nil }
 // /fail waits behind another attempt that then fails to take the lock.
 // The waiting request must not begin a failover after the stop (it could
 // outlast TimeoutStopSec or the shutdown and be cut in half): it is
-// answered 503, and no handler runs.
+// answered 503, and no handler runs. Under testing/synctest, so that the
+// second request is known to be waiting when the stop comes.
 func TestStopEndsAQueuedFail(t *testing.T) {
-	e := newEnv(t, 0, users)
-	l := &slowFirstLock{}
-	r := e.start(fstaid.WithLock(l))
-	r.waitState(t, fstaid.StateArmed)
-	codes := make(chan int, 2)
-	post := func() {
-		resp, _, err := request(context.Background(), "POST", r.url+"/fail", "ops", "pw")
-		if err != nil {
-			codes <- -1
-			return
+	startSignalLoop()
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 0, users)
+		l := &slowFirstLock{}
+		healthy := fstaid.CheckFunc(func(context.Context) error { return nil })
+		r, srv := e.startInBubble(fstaid.WithLock(l), fstaid.WithPrimary(healthy, time.Second))
+		synctest.Wait()
+		if resp, body, err := srv.request(context.Background(), "GET", "/status", "ops", "pw"); err != nil ||
+			!strings.Contains(string(body), `"state": "armed"`) {
+			t.Fatalf("not armed: %v %v %s", err, resp, body)
 		}
-		codes <- resp.StatusCode
-	}
-	go post()
-	for l.acquires.Load() == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	go post() // waits for the first attempt
-	time.Sleep(300 * time.Millisecond)
-	r.stop()
-	for range 2 {
-		if code := <-codes; code != 503 {
-			t.Errorf("POST /fail = %d, want 503 (lock unavailable, then stopping)", code)
+		codes := make(chan int, 2)
+		post := func() {
+			resp, _, err := srv.request(context.Background(), "POST", "/fail", "ops", "pw")
+			if err != nil {
+				codes <- -1
+				return
+			}
+			codes <- resp.StatusCode
 		}
-	}
-	r.wait(t)
-	if n := l.acquires.Load(); n != 1 {
-		t.Errorf("the lock was taken %d times, want once: the queued /fail began a failover after the stop", n)
-	}
-	if c := e.calls(); len(c) != 0 {
-		t.Errorf("handler calls %q after the stop, want none", c)
-	}
+		go post()
+		synctest.Wait() // the first attempt is taking the lock
+		if n := l.acquires.Load(); n != 1 {
+			t.Fatalf("%d lock attempts, want the first one under way", n)
+		}
+		go post()
+		synctest.Wait() // the second waits for the first
+		if len(codes) != 0 || l.acquires.Load() != 1 {
+			t.Fatalf("the second /fail did not wait for the first attempt: %d answered, %d lock attempts", len(codes), l.acquires.Load())
+		}
+		r.stop()
+		for range 2 {
+			if code := <-codes; code != 503 {
+				t.Errorf("POST /fail = %d, want 503 (lock unavailable, then stopping)", code)
+			}
+		}
+		r.wait(t)
+		if n := l.acquires.Load(); n != 1 {
+			t.Errorf("the lock was taken %d times, want once: the queued /fail began a failover after the stop", n)
+		}
+		if c := e.calls(); len(c) != 0 {
+			t.Errorf("handler calls %q after the stop, want none", c)
+		}
+	})
 }
