@@ -901,3 +901,69 @@ func wantLog(t *testing.T, log string, substrs ...string) {
 func countLines(log, substr string) int {
 	return bytes.Count([]byte(log), []byte(substr))
 }
+
+// Exit statuses of fstaidd (README.md, "Exit statuses").
+const (
+	exitStopped       = 0
+	exitFailedOver    = 10
+	exitHandlerFailed = 11
+	exitLocked        = 12
+	exitStartupCheck  = 13
+	exitSelfCheck     = 14
+	exitConfig        = 78
+)
+
+func wantExit(t *testing.T, d *daemon, timeout time.Duration, want int) {
+	t.Helper()
+	if got := d.wait(t, timeout); got != want {
+		t.Fatalf("fstaidd exit status = %d, want %d; log:\n%s", got, want, tail(d.logPath))
+	}
+}
+
+// armed starts fstaidd in the monitor namespace and waits until it is
+// armed.
+func armed(t *testing.T, cfg string) *daemon {
+	t.Helper()
+	d := startDaemon(t, "monitor", cfg)
+	d.waitReady()
+	d.waitStatus(15*time.Second, "state armed", func(st *status) bool { return st.State == "armed" })
+	return d
+}
+
+// wantRecordBeforeHandler asserts that the lock file already held a
+// failing-over record when the handler started.
+func wantRecordBeforeHandler(t *testing.T, c handlerCall, reason string) {
+	t.Helper()
+	var r record
+	if err := json.Unmarshal([]byte(c.lock), &r); err != nil {
+		t.Fatalf("when the handler started, the lock file was %q (%v): the record must be written before any handler runs", c.lock, err)
+	}
+	if r.State != "failing-over" || r.Event == nil || r.Event.Reason != reason {
+		t.Errorf("record when the handler started: state %q event %+v, want failing-over, reason %s", r.State, r.Event, reason)
+	}
+}
+
+// wantDoneRecord asserts the final record of a successful failover by
+// the daemon d.
+func wantDoneRecord(t *testing.T, s *scenario, d *daemon, reason string) *record {
+	t.Helper()
+	r := s.readRecord()
+	if r.State != "done" {
+		t.Errorf("record state = %q, want done", r.State)
+	}
+	if r.PID != d.cmd.Process.Pid {
+		t.Errorf("record pid = %d, want fstaidd's %d", r.PID, d.cmd.Process.Pid)
+	}
+	if r.Host == "" || r.Time.IsZero() {
+		t.Errorf("record host %q time %v: both must be set", r.Host, r.Time)
+	}
+	if r.Event == nil || r.Event.Reason != reason {
+		t.Fatalf("record event = %+v, want reason %s", r.Event, reason)
+	}
+	if len(r.Handlers) != 1 || r.Handlers[0].Name != "handler" || r.Handlers[0].Error != "" || r.Handlers[0].DurationNS <= 0 {
+		t.Errorf("record handlers = %+v, want one successful run of \"handler\" with its duration", r.Handlers)
+	} else if r.Handlers[0].Start.Before(r.Time) {
+		t.Errorf("handler started %v, before the lock was taken %v", r.Handlers[0].Start, r.Time)
+	}
+	return r
+}
