@@ -386,7 +386,7 @@ func TestProbeChecksPermissions(t *testing.T) {
 	must(admin.AuthEnable(ctx))
 
 	open := func(user string) *Store {
-		s, err := Open(&Config{Endpoints: endpoints(srv), Prefix: "/auth", Username: user, Password: user + "pw", DialTimeout: 2 * time.Second}, nil, WithLogger(nil))
+		s, err := Open(&Config{Endpoints: endpoints(srv), Prefix: "/auth", Username: user, Password: user + "pw", DialTimeout: 10 * time.Second}, nil, WithLogger(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
