@@ -1,0 +1,4 @@
+package main
+
+// linked names the optional packages this build links.
+var linked = "prometheus "
