@@ -10,9 +10,10 @@
 //
 // # Notifications
 //
-// A Notifier sends READY=1, STATUS=, STOPPING=1 and WATCHDOG=1 datagrams
-// (the unit needs Type=notify). Its methods may be called by several
-// goroutines at once.
+// A Notifier sends READY=1, STATUS=, STOPPING=1, WATCHDOG=1 and, around
+// a configuration reload, RELOADING=1 with MONOTONIC_USEC (then READY=1
+// again) datagrams (the unit needs Type=notify). Its methods may be
+// called by several goroutines at once.
 //
 // # Watchdog
 //

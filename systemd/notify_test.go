@@ -75,6 +75,19 @@ func TestNotifierSendsExactPayloads(t *testing.T) {
 			t.Errorf("%s() sent %q, want %q", tc.name, got, tc.want)
 		}
 	}
+	// RELOADING=1 carries CLOCK_MONOTONIC in µs (monotonic itself is
+	// checked against the runtime's clock in monotonic_linux_test.go).
+	before, _ := monotonic()
+	if err := n.Reloading(); err != nil {
+		t.Fatalf("Reloading() = %v", err)
+	}
+	after, _ := monotonic()
+	got := readDatagram(t, c)
+	usec, ok := strings.CutPrefix(got, "RELOADING=1\nMONOTONIC_USEC=")
+	v, err := strconv.ParseInt(usec, 10, 64)
+	if !ok || err != nil || v < int64(before/time.Microsecond) || v > int64(after/time.Microsecond) || before <= 0 {
+		t.Errorf("Reloading() sent %q, want RELOADING=1 and MONOTONIC_USEC between %d and %d", got, before/time.Microsecond, after/time.Microsecond)
+	}
 	// Sending must not consume NOTIFY_SOCKET: later messages need it.
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		t.Error("NOTIFY_SOCKET was unset by sending")
