@@ -43,6 +43,9 @@ type Config struct {
 	// monitors, and k-of-n verdicts.
 	Etcd *etcd.Config
 
+	// Notify holds [notify]: a command run on every state transition.
+	Notify *NotifySection
+
 	// FileLock is the lock at LockFile, built once: the failover record
 	// without [etcd], the fallback with on_unavailable = "local-lock";
 	// the tools read and remove it.
@@ -187,6 +190,9 @@ func ParseConfig(data string) (*Config, error) {
 	}
 	if t := root.Table("etcd", false); t != nil {
 		cfg.decodeEtcd(t)
+	}
+	if t := root.Table("notify", false); t != nil {
+		cfg.Notify = decodeNotifySection(t)
 	}
 	root.Done()
 	cfg.validate(root.Problems())

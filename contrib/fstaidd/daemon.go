@@ -168,21 +168,20 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 		return configError(err)
 	}
 	s.logger, s.logFile = logger, logFile
-	// SIGHUP reopens the log file; without a handler it would kill us.
+	// SIGHUP reopens the log file and reloads the configuration
+	// (reload.go); without a handler it would kill us.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	reloads := newReloader(d.configPath, cfg, logger, logFile)
+	reloaded := make(chan struct{})
 	s.closers = append(s.closers, func() {
 		signal.Stop(hup) // before close: the signal package must not send to a closed channel
 		close(hup)
+		<-reloaded
 	})
 	go func() {
-		for range hup {
-			if logFile != nil {
-				if err := logFile.Reopen(); err != nil {
-					logger.Error("reopening the log file", "path", cfg.Global.Log, "error", err)
-				}
-			}
-		}
+		defer close(reloaded)
+		reloads.serve(ctx, hup)
 	}()
 	if actErr != nil {
 		logger.Warn("socket activation: ignoring the passed sockets", "error", actErr)
@@ -214,14 +213,21 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 	} else {
 		opts = append(opts, fstaid.WithLock(lock))
 	}
+	notes, err := newNotifications(cfg, logger)
+	if err != nil {
+		return configError(err)
+	}
+	defer func() { closeNotifications(notes, reloads.config(), logger) }()
+	met.reg.MustRegister(newNotifyCollector(notes))
 	opts = append(opts, fstaid.WithLogger(logger),
 		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe),
-		fstaid.WithObserver(newPageReleaser(logger, os.Getenv).observe))
+		fstaid.WithObserver(newPageReleaser(logger, os.Getenv).observe), fstaid.WithNotifications(notes))
 	opts = append(opts, d.extraOpts...)
 	m, err := fstaid.New(opts...)
 	if err != nil {
 		return configError(err)
 	}
+	reloads.attach(m, notes, store, notifier, st)
 
 	listeners := s.failLs
 	if len(listeners) == 0 {
@@ -242,7 +248,8 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 		}
 	}
 
-	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: fmt.Sprint(lock), logger: logger, gather: met.reg, etcd: store, stopping: ctx}
+	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: fmt.Sprint(lock), logger: logger, gather: met.reg, etcd: store, stopping: ctx,
+		reloads: reloads}
 	srv := newHTTPServer(a.handler(), logger)
 	var serving sync.WaitGroup
 	var drains []*drainingListener
@@ -356,10 +363,18 @@ type statusLine struct {
 	// healthy again or the monitor stops, so that `systemctl status` does
 	// not just say "failing over" while no failover can happen.
 	blocked string
+
+	// mu orders observe with setReload, which the reloader calls.
+	mu sync.Mutex
+	// base is the line the last notice made; reload is appended to it
+	// while the last reload failed (setReload).
+	base, reload string
 }
 
 // observe is a fstaid.WithObserver function (never called concurrently).
 func (s *statusLine) observe(n fstaid.Notice) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case n.Kind == fstaid.NoticeCheck:
 		return // a round's end speaks for its checks
@@ -394,6 +409,26 @@ func (s *statusLine) observe(n fstaid.Notice) {
 	}
 	if s.blocked != "" {
 		line += "; last attempt blocked: " + s.blocked
+	}
+	s.base = line
+	s.send()
+}
+
+// setReload adds why the last reload failed to the line ("" after a
+// good one: the line is the monitor's alone again). Safe to call from
+// any goroutine.
+func (s *statusLine) setReload(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reload = why
+	s.send()
+}
+
+// send sends the line when it changed; mu is held.
+func (s *statusLine) send() {
+	line := s.base
+	if s.reload != "" {
+		line += "; " + s.reload
 	}
 	line = strings.ReplaceAll(line, "\n", " ")
 	if line != s.last {

@@ -44,6 +44,8 @@ type api struct {
 	// for another attempt then gives up instead of beginning a failover
 	// the stop could cut short. Nil: never.
 	stopping context.Context
+	// reloads has the last reload's outcome for /status; nil: none.
+	reloads *reloader
 }
 
 func (a *api) handler() http.Handler {
@@ -222,11 +224,15 @@ type statusResponse struct {
 	// monitor's verdict; EtcdError says why it is missing.
 	Etcd      *etcd.Status `json:"etcd,omitempty"`
 	EtcdError string       `json:"etcd_error,omitempty"`
+	// Reload is the last reload (SIGHUP): when, and why it changed
+	// nothing if it failed. Absent before the first.
+	Reload *reloadStatus `json:"reload,omitempty"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	st := a.monitor.Status()
-	resp := statusResponse{Status: st, Armed: st.State == fstaid.StateArmed, Lock: a.lock, PID: os.Getpid(), Version: version()}
+	resp := statusResponse{Status: st, Armed: st.State == fstaid.StateArmed, Lock: a.lock, PID: os.Getpid(), Version: version(),
+		Reload: a.reloads.lastReload()}
 	if a.etcd != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		es, err := a.etcd.Status(ctx)
