@@ -617,6 +617,30 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 
+	step("systemctl-reload", func(t *testing.T) {
+		// ExecReload= under the hardened unit: an invalid file leaves the
+		// daemon running and says why in `systemctl status`; a good one
+		// clears it. The same process throughout.
+		pid := sd.show(svc, "MainPID")
+		sd.writeConfig("maxattempt = 2\n")
+		sd.systemctl("reload", svc)
+		sd.waitUnit(10*time.Second, "STATUS= to say the reload failed", func() bool {
+			st := sd.show(svc, "StatusText")
+			return strings.HasPrefix(st, "armed: watching db1; reload failed: ") && strings.Contains(st, "maxattempt")
+		})
+		sd.writeConfig("")
+		sd.systemctl("reload", svc)
+		sd.waitUnit(10*time.Second, "STATUS= without the reload error", func() bool {
+			return sd.show(svc, "StatusText") == "armed: watching db1"
+		})
+		if p, a := sd.show(svc, "MainPID"), sd.show(svc, "ActiveState"); p != pid || a != "active" {
+			t.Errorf("after the reloads: MainPID %s %s, want %s, active", p, a, pid)
+		}
+		if j := sd.journal("-o", "cat"); !strings.Contains(j, "configuration reloaded") || !strings.Contains(j, "reload failed") {
+			t.Errorf("the journal does not show both reloads:\n%s", j)
+		}
+	})
+
 	step("watchdog-keeps-a-slow-healthy-daemon", func(t *testing.T) {
 		if w := sd.show(svc, "WatchdogUSec"); w != "2s" {
 			t.Fatalf("WatchdogUSec = %s, want the drop-in's 2s", w)
