@@ -1,17 +1,13 @@
 package aws
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/fstaid/fstaid"
 	"github.com/fstaid/fstaid/contrib/internal/config"
-	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
 
 const sampleTOML = `
@@ -166,58 +162,6 @@ func TestConstructorsRefuseABadConfig(t *testing.T) {
 	}
 	if _, err := NewENI(ENIConfig{NetworkInterfaceID: "eni-1", InstanceID: "i-1"}, nil); err == nil {
 		t.Error("NewENI with a nil client")
-	}
-}
-
-func TestNewClientDefaultChainAndRetryer(t *testing.T) {
-	fake, _ := world(t)
-	client, err := NewClient(context.Background(), ClientConfig{Region: "us-east-1", Endpoint: fake.URL, MaxAttempts: 4, MaxBackoff: Duration(time.Millisecond)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if client.Options().Region != "us-east-1" {
-		t.Errorf("region %q", client.Options().Region)
-	}
-	r := client.Options().Retryer
-	if r.MaxAttempts() != 4 {
-		t.Errorf("MaxAttempts %d", r.MaxAttempts())
-	}
-	// The rate limiter is off: many throttles in a row never exhaust a
-	// retry-token bucket (the SDK's default would refuse retries after
-	// 500 tokens at 5 per retry).
-	std, ok := r.(*retry.Standard)
-	if !ok {
-		t.Fatalf("retryer %T", r)
-	}
-	for range 1000 {
-		if _, err := std.GetRetryToken(context.Background(), &retry.MaxAttemptsError{}); err != nil {
-			t.Fatalf("retry token refused: %v; want ratelimit.None", err)
-		}
-	}
-	for range 3 {
-		fake.Inject("DescribeAddresses", ec2fake.Throttle)
-	}
-	h, err := NewElasticIP(ElasticIPConfig{AllocationID: "eipalloc-1", InstanceID: "i-standby", WaitConfig: fastWait}, client, quiet(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Handle(ctxTimeout(t, 10*time.Second), autoEvent); err != nil {
-		t.Fatal(err)
-	}
-	if a := h.LastReport().Calls[0].Attempts; a != 4 {
-		t.Errorf("attempts %d, want 4", a)
-	}
-	for _, c := range fake.Calls() {
-		if c.Region != "us-east-1" {
-			t.Errorf("signed for %q", c.Region)
-		}
-	}
-
-	// No region anywhere is a clear error.
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	if _, err := NewClient(context.Background(), ClientConfig{}); err == nil || !strings.Contains(err.Error(), "no region") {
-		t.Errorf("NewClient without a region: %v", err)
 	}
 }
 

@@ -213,28 +213,3 @@ func TestENIStandbyUnfitNeverDetaches(t *testing.T) {
 		})
 	}
 }
-
-// TestSplitProblems: Validate's problems that can never work are apart
-// from those that may change before a failover.
-func TestSplitProblems(t *testing.T) {
-	fake, client := world(t)
-	fake.AddInstance(ec2fake.Instance{ID: "i-far", AZ: "us-east-1b", SubnetID: "subnet-b", VPCID: "vpc-1", State: "stopped"})
-	h, _ := NewENI(ENIConfig{NetworkInterfaceID: "eni-float", InstanceID: "i-far"}, client, quiet(t))
-	never, may := SplitProblems(h.Validate(ctxTimeout(t, 10*time.Second)))
-	if len(never) != 1 || !strings.Contains(never[0].Error(), "availability zone") {
-		t.Errorf("never: %v", never)
-	}
-	if len(may) != 1 || !strings.Contains(may[0].Error(), "i-far is stopped") || !errors.Is(may[0], ErrMayChange) {
-		t.Errorf("may change: %v", may)
-	}
-	// Not found never works; an EC2 call that failed otherwise may.
-	h, _ = NewENI(ENIConfig{NetworkInterfaceID: "eni-gone", InstanceID: "i-standby"}, client, quiet(t))
-	if never, may := SplitProblems(h.Validate(ctxTimeout(t, 10*time.Second))); len(never) != 1 || !errors.Is(never[0], ErrNotFound) || len(may) != 0 {
-		t.Errorf("not found: never %v, may change %v", never, may)
-	}
-	fake.Deny("DescribeInstances")
-	h, _ = NewENI(ENIConfig{NetworkInterfaceID: "eni-float", InstanceID: "i-standby"}, client, quiet(t))
-	if never, may := SplitProblems(h.Validate(ctxTimeout(t, 10*time.Second))); len(never) != 0 || len(may) != 1 || !errors.Is(may[0], ErrUnauthorized) {
-		t.Errorf("denied: never %v, may change %v", never, may)
-	}
-}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/fstaid/fstaid"
 	"github.com/fstaid/fstaid/contrib/internal/ec2fake"
 )
@@ -378,5 +377,28 @@ func TestFailedHandlerKeepsTheLock(t *testing.T) {
 	}
 	if rep == nil || rep.Error == "" || rep.Moves[0].State != MoveFailed || rep.Moves[0].From != "i-active" {
 		t.Errorf("report %+v", rep)
+	}
+}
+
+func TestValidateEveryHandlerOnAGoodWorld(t *testing.T) {
+	for _, k := range kinds {
+		_, client := world(t)
+		if err := k.make(t, client).Validate(ctxTimeout(t, 10*time.Second)); err != nil {
+			t.Errorf("%s: Validate: %v", k.name, err)
+		}
+	}
+}
+
+func TestValidateNotFoundNamesTheResource(t *testing.T) {
+	_, client := world(t)
+	h, _ := NewElasticIP(ElasticIPConfig{AllocationID: "eipalloc-nope", InstanceID: "i-nope", FenceConfig: FenceConfig{FenceInstanceID: "i-gone"}}, client, quiet(t))
+	err := h.Validate(ctxTimeout(t, 10*time.Second))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Validate: %v", err)
+	}
+	for _, want := range []string{"DescribeAddresses eipalloc-nope: not found in region us-east-1 (InvalidAllocationID.NotFound", "DescribeInstances i-nope", "DescribeInstances i-gone"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v; want %q", err, want)
+		}
 	}
 }
