@@ -246,3 +246,10 @@ func TestUserIDWithColonRefused(t *testing.T) {
 		t.Errorf("fstaidd check with a colon in a userid = %d:\n%s", code, out)
 	}
 }
+
+func TestUnknownRoleRefused(t *testing.T) {
+	_, err := ParseConfig(validBase + "\n[[user]]\nuserid = \"a\"\npassword = \"b\"\nrole = \"root\"\n")
+	if err == nil || !strings.Contains(err.Error(), "role") || !strings.Contains(err.Error(), `[[user]] #1 role: "root" is not a role`) {
+		t.Errorf("role = \"root\": %v, want an error naming the key", err)
+	}
+}

@@ -3,15 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fstaid/fstaid"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // lockedBuffer collects a daemon's log.
@@ -141,4 +146,226 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 	if code := r.wait(t); code != exitFailedOver {
 		t.Errorf("exit %d, want %d", code, exitFailedOver)
 	}
+}
+
+// Issue 15 (roles): a viewer reads /status and /metrics but may not fail
+// over (403, the handler never runs); an admin may; a user without a role
+// is an admin, so the original's configs keep working; `fstaidd fail`
+// picks the first admin.
+func TestViewerMayNotFailOver(t *testing.T) {
+	e := newEnv(t, 0, `
+[[user]]
+userid = "prometheus"
+password = "scrape"
+role = "viewer"
+
+[[user]]
+userid = "ops"
+password = "pw"
+`)
+	r := e.start()
+	r.waitState(t, fstaid.StateArmed)
+	for _, path := range []string{"/status", "/metrics"} {
+		if resp, _, err := request(context.Background(), "GET", r.url+path, "prometheus", "scrape"); err != nil || resp.StatusCode != 200 {
+			t.Errorf("viewer GET %s: %v %v, want 200", path, resp.StatusCode, err)
+		}
+	}
+	resp, body, err := request(context.Background(), "POST", r.url+"/fail", "prometheus", "scrape")
+	if err != nil || resp.StatusCode != 403 || !strings.Contains(string(body), "only an admin may fail over") {
+		t.Fatalf("viewer POST /fail: %v %s %v, want 403", resp.StatusCode, body, err)
+	}
+	if c := e.calls(); len(c) != 0 {
+		t.Fatalf("the handler ran for a viewer: %q", c)
+	}
+	var out, errb strings.Builder
+	if code := cmdFail(context.Background(), e.config, strings.TrimPrefix(r.url, "http://"), "", "", 1, &out, &errb); code != 0 {
+		t.Fatalf("fstaidd fail (first admin, ops): exit %d %s %s", code, out.String(), errb.String())
+	}
+	if c := e.calls(); len(c) != 1 {
+		t.Errorf("handler calls %q, want one (the admin's)", c)
+	}
+}
+
+func TestHTTPAPI(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("hashed-pw"), bcrypt.MinCost)
+	e := newEnv(t, 0, users+"[[user]]\nuserid = \"bob\"\npassword = \""+string(hash)+"\"\n")
+	r := e.start()
+	r.waitState(t, fstaid.StateArmed)
+
+	get := func(path, user, pw string) (*http.Response, []byte) {
+		t.Helper()
+		resp, body, err := request(context.Background(), "GET", r.url+path, user, pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	if resp, body := get("/ping", "", ""); resp.StatusCode != 200 || !strings.Contains(string(body), "pong") {
+		t.Errorf("/ping without auth: %s %s", resp.Status, body)
+	}
+	for _, c := range []struct{ user, pw string }{{"", ""}, {"ops", "wrong"}, {"bob", "pw"}, {"eve", "pw"}} {
+		if resp, _ := get("/status", c.user, c.pw); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("/status as %q/%q: %s, want 401", c.user, c.pw, resp.Status)
+		}
+	}
+	if resp, body := get("/status", "bob", "hashed-pw"); resp.StatusCode != 200 || !strings.Contains(string(body), `"armed": true`) {
+		t.Errorf("/status with bcrypt user: %s %s", resp.Status, body)
+	}
+	if resp, body := get("/metrics", "ops", "pw"); resp.StatusCode != 200 || !strings.Contains(string(body), "fstaid_rounds_total") ||
+		!strings.Contains(string(body), `fstaid_state{state="armed"} 1`) {
+		t.Errorf("/metrics: %s", resp.Status)
+	}
+	if resp, body := get("/fail", "ops", "pw"); resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || !strings.Contains(string(body), "use POST /fail") {
+		t.Errorf("GET /fail: %s %s, want 405 with a hint", resp.Status, body)
+	}
+	if len(e.calls()) != 0 {
+		t.Fatal("a GET failed over")
+	}
+	resp, body, err := request(context.Background(), "POST", r.url+"/fail?exit=5", "ops", "pw")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /fail: %v %v %s", err, resp, body)
+	}
+	var fr failResponse
+	json.Unmarshal(body, &fr)
+	if !fr.Accepted || fr.Record == nil || fr.Record.Event.RequestedBy == "" || !strings.HasPrefix(fr.Record.Event.RequestedBy, "ops@") {
+		t.Errorf("response %s", body)
+	}
+	if got := e.calls(); len(got) != 1 || got[0] != "5 false 5 false" {
+		t.Errorf("handler calls %q, want [5 false 5 false]", got)
+	}
+	if code := r.wait(t); code != exitFailedOver {
+		t.Errorf("exit %d, want 10", code)
+	}
+}
+
+func TestConcurrentFailRunsHandlerOnce(t *testing.T) {
+	t.Setenv("FSTAID_TEST_HANDLER_SLEEP", "0.2")
+	e := newEnv(t, 0, "")
+	r := e.start()
+	r.waitState(t, fstaid.StateArmed)
+	var wg sync.WaitGroup
+	var ok, conflict, other atomic.Int32
+	start := make(chan struct{})
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, _, err := request(context.Background(), "POST", r.url+"/fail", "", "")
+			switch {
+			case err != nil:
+				other.Add(1)
+			case resp.StatusCode == 200:
+				ok.Add(1)
+			case resp.StatusCode == 409:
+				conflict.Add(1)
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	e.touch("dead") // the loop fails over too
+	close(start)
+	wg.Wait()
+	code := r.wait(t)
+	if got := len(e.calls()); got != 1 {
+		t.Fatalf("handler ran %d times, want exactly 1", got)
+	}
+	if code != exitFailedOver {
+		t.Errorf("exit %d", code)
+	}
+	// The loop may win the race; every request is answered either way.
+	if ok.Load() > 1 || ok.Load()+conflict.Load()+other.Load() != 100 || other.Load() > 0 && ok.Load()+conflict.Load() == 0 {
+		t.Errorf("%d ok, %d conflict, %d other", ok.Load(), conflict.Load(), other.Load())
+	}
+}
+
+// slowFirstLock's first Acquire takes a while and fails, as a lock
+// directory on a struggling disk or an etcd losing its leader does; the
+// next would succeed.
+type slowFirstLock struct {
+	acquires atomic.Int32
+	mu       sync.Mutex
+	rec      *fstaid.Record
+}
+
+func (l *slowFirstLock) Load(context.Context) (*fstaid.Record, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec, nil
+}
+
+func (l *slowFirstLock) Acquire(_ context.Context, rec *fstaid.Record) error {
+	if l.acquires.Add(1) == 1 {
+		time.Sleep(1500 * time.Millisecond)
+		return fmt.Errorf("%w: the disk is struggling", fstaid.ErrLockUnavailable)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := *rec
+	l.rec = &c
+	return nil
+}
+
+func (l *slowFirstLock) Update(_ context.Context, rec *fstaid.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := *rec
+	l.rec = &c
+	return nil
+}
+
+func (l *slowFirstLock) Done() <-chan struct{} { return nil }
+
+// Found by the model (contrib/model, P2): fstaidd is told to stop while a
+// /fail waits behind another attempt that then fails to take the lock.
+// The waiting request must not begin a failover after the stop (it could
+// outlast TimeoutStopSec or the shutdown and be cut in half): it is
+// answered 503, and no handler runs. Under testing/synctest, so that the
+// second request is known to be waiting when the stop comes.
+func TestStopEndsAQueuedFail(t *testing.T) {
+	startSignalLoop()
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 0, users)
+		l := &slowFirstLock{}
+		healthy := fstaid.CheckFunc(func(context.Context) error { return nil })
+		r, srv := e.startInBubble(fstaid.WithLock(l), fstaid.WithPrimary(healthy, time.Second))
+		synctest.Wait()
+		if resp, body, err := srv.request(context.Background(), "GET", "/status", "ops", "pw"); err != nil ||
+			!strings.Contains(string(body), `"state": "armed"`) {
+			t.Fatalf("not armed: %v %v %s", err, resp, body)
+		}
+		codes := make(chan int, 2)
+		post := func() {
+			resp, _, err := srv.request(context.Background(), "POST", "/fail", "ops", "pw")
+			if err != nil {
+				codes <- -1
+				return
+			}
+			codes <- resp.StatusCode
+		}
+		go post()
+		synctest.Wait() // the first attempt is taking the lock
+		if n := l.acquires.Load(); n != 1 {
+			t.Fatalf("%d lock attempts, want the first one under way", n)
+		}
+		go post()
+		synctest.Wait() // the second waits for the first
+		if len(codes) != 0 || l.acquires.Load() != 1 {
+			t.Fatalf("the second /fail did not wait for the first attempt: %d answered, %d lock attempts", len(codes), l.acquires.Load())
+		}
+		r.stop()
+		for range 2 {
+			if code := <-codes; code != 503 {
+				t.Errorf("POST /fail = %d, want 503 (lock unavailable, then stopping)", code)
+			}
+		}
+		r.wait(t)
+		if n := l.acquires.Load(); n != 1 {
+			t.Errorf("the lock was taken %d times, want once: the queued /fail began a failover after the stop", n)
+		}
+		if c := e.calls(); len(c) != 0 {
+			t.Errorf("handler calls %q after the stop, want none", c)
+		}
+	})
 }

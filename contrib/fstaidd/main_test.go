@@ -3,9 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
+
+// TestMain re-executes the test binary as fstaidd when FSTAIDD_TEST_MAIN
+// is set: the socket-activation tests need a process of its own.
+func TestMain(m *testing.M) {
+	if os.Getenv("FSTAIDD_TEST_MAIN") != "" {
+		args := strings.Split(os.Getenv("FSTAIDD_TEST_ARGS"), "\n")
+		os.Exit(Run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
 
 // Issue 15 (the operator's CLI): -h and --help list every subcommand and
 // exit 0; the original's -version works; a subcommand's -h lists only its
@@ -39,5 +50,21 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	if code, _, _ := run("-bogus"); code != exitConfig {
 		t.Errorf("fstaidd -bogus: exit %d, want %d (the daemon's usage error)", code, exitConfig)
+	}
+}
+
+func runCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := Run(context.Background(), args, strings.NewReader(""), &out, &out)
+	return code, out.String()
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out := runCmd(t, "version"); code != 0 || !strings.Contains(out, "fstaidd dev (commit") {
+		t.Errorf("version = %d %q", code, out)
+	}
+	if code, out := runCmd(t, "frobnicate"); code != 2 || !strings.Contains(out, "unknown command") {
+		t.Errorf("unknown command = %d %q", code, out)
 	}
 }
