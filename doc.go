@@ -6,9 +6,10 @@
 //
 // # The round
 //
-// Before monitoring, Run refuses to start while the lock holds a failover
-// record (a *LockedError naming it), checks that the lock can be written,
-// and runs the start-up check: self, primary and secondary once each (see
+// Before monitoring, Run makes the lock's pre-flight (Preflight): it
+// refuses to start while the lock holds a failover record (a *LockedError
+// naming it) or cannot be read, written or made durable, warns when it
+// would not survive a reboot, and runs the start-up check: self, primary and secondary once each (see
 // WithStartupCheck). Then, every interval measured start to start:
 //
 //  1. The self check (WithSelf). Failing: Run returns ErrSelfCheck (the
@@ -47,11 +48,13 @@
 // fsynced record with link(2), or renameat2(RENAME_NOREPLACE) where the
 // directory refuses hard links (vfat), so an existing file, even the
 // original's empty one, makes it fail; its Probe tries exactly that at
-// start-up. It belongs on a file system that survives a reboot. The record (Record) tells when, where, why, and each handler's
-// outcome; after a crash mid-handler it stays "failing-over", and the
-// monitor stays locked. A lock that several monitors share may also be a
-// LockWatcher (contrib/etcd is): Run then stops as soon as another
-// monitor's record appears.
+// start-up. It belongs on a file system that survives a reboot. The
+// record (Record) tells when, where, why, and each handler's outcome; after a crash mid-handler it stays "failing-over", and the
+// monitor stays locked. A human re-arms it through the lock's Remove
+// (LockRemover), which removes only the record shown, never a newer
+// failover's (ErrRecordChanged). A lock that several monitors share may
+// also be a LockWatcher (contrib/etcd is): Run then stops as soon as
+// another monitor's record appears.
 //
 // # Readiness
 //

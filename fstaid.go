@@ -508,12 +508,7 @@ func (m *Monitor) notifyLocked(n Notice) {
 }
 
 // lockName describes the lock for messages.
-func (m *Monitor) lockName() string {
-	if s, ok := m.lock.(fmt.Stringer); ok {
-		return s.String()
-	}
-	return fmt.Sprintf("%T", m.lock)
-}
+func (m *Monitor) lockName() string { return describeLock(m.lock) }
 
 // Run monitors the target until a failover, a stop condition or the
 // cancellation of ctx. In order:
@@ -721,9 +716,11 @@ func (m *Monitor) stopRun() error {
 	return err
 }
 
-// checkLock refuses to start on a held or unusable lock, and warns about
-// a lock that would not survive a reboot. A record of this Monitor's own
-// (a Fail whose reply was lost) is a failover to finish, not a stranger's.
+// checkLock makes the lock's pre-flight (Preflight): it refuses to start
+// on a lock that cannot be read, on a record, and on a lock that cannot
+// be written or made durable, in that order, and warns about a lock that
+// would not survive a reboot. A record of this Monitor's own (a Fail
+// whose reply was lost) is a failover to finish, not a stranger's.
 func (m *Monitor) checkLock(ctx context.Context) error {
 	// A Fail may be taking the lock right now: let it finish, so that
 	// Run reports that failover.
@@ -737,8 +734,12 @@ func (m *Monitor) checkLock(ctx context.Context) error {
 	m.setDeadline(time.Now().Add(m.lockTimeout + time.Second))
 	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	defer cancel()
-	rec, err := m.lock.Load(lctx)
-	if err != nil {
+	rec, err := Preflight(lctx, m.lock)
+	var problems map[LockProperty]error
+	if pe := (*PreflightError)(nil); errors.As(err, &pe) {
+		problems = pe.Problems
+	}
+	if err := problems[LockReadable]; err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err)
 	}
 	if rec != nil && m.gate.ours(rec) {
@@ -752,25 +753,15 @@ func (m *Monitor) checkLock(ctx context.Context) error {
 		m.setState(Notice{Kind: NoticeLocked, State: StateLocked, Record: rec, Reason: lerr.Error()})
 		return lerr
 	}
-	if p, ok := m.lock.(LockProber); ok {
-		if err := p.Probe(lctx); err != nil {
+	for _, p := range []LockProperty{LockWritable, LockDurable} {
+		if err := problems[p]; err != nil {
 			return fmt.Errorf("%w: %s is not writable: %w", ErrLockUnavailable, m.lockName(), err)
 		}
 	}
-	if p, ok := m.lock.(PersistentLock); ok {
-		if err := p.Persistent(); err != nil {
-			m.logger.Warn("LOCK IS NOT PERSISTENT: "+err.Error(), "lock", m.lockName())
-		}
+	if err := problems[LockPersistent]; err != nil {
+		m.logger.Warn("LOCK IS NOT PERSISTENT: "+err.Error(), "lock", m.lockName())
 	}
 	return nil
-}
-
-// PersistentLock is implemented by locks that can tell whether they
-// survive a reboot (FileLock). The Monitor warns at start-up when
-// Persistent returns an error: a lock lost at boot silently re-arms the
-// monitor.
-type PersistentLock interface {
-	Persistent() error
 }
 
 // nextStart is when the round after one scheduled at prev starts: one

@@ -1,10 +1,12 @@
 package fstaid
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +19,7 @@ import (
 // A Lock holds the failover record. Taking it is what makes a failover
 // happen at most once: the Monitor takes it before any handler runs, and
 // a Monitor refuses to start while a record exists. A human re-arms the
-// monitor by removing the record.
+// monitor by removing the record (LockRemover).
 //
 // Implementations must make Acquire atomic across every writer that can
 // race for the same lock (processes, hosts): exactly one Acquire succeeds.
@@ -46,6 +48,30 @@ type Lock interface {
 type LockProber interface {
 	Probe(ctx context.Context) error
 }
+
+// PersistentLock is implemented by locks that can tell whether they
+// survive a reboot (FileLock). Persistent returns nil when the lock
+// survives a reboot as far as can be told, or an error saying why not.
+// Preflight reports it; the Monitor warns at start-up: a lock lost at
+// boot silently re-arms the monitor.
+type PersistentLock interface {
+	Persistent() error
+}
+
+// LockRemover is implemented by locks whose record a human may remove
+// to re-arm the monitors (fstaidd unlock). Remove removes the record
+// only if the stored record is rec, the one shown to that human (as Load
+// returned it; compared with Record.Equal); otherwise, also when there is
+// no record any more, it changes nothing and returns an error wrapping
+// ErrRecordChanged. A newer failover's record is thus never removed by
+// mistake.
+type LockRemover interface {
+	Remove(ctx context.Context, rec *Record) error
+}
+
+// ErrRecordChanged reports that LockRemover.Remove found another record
+// than the one shown, or none, and removed nothing.
+var ErrRecordChanged = errors.New("fstaid: the failover record changed since it was shown")
 
 // LockWatcher is implemented by locks that several monitors share (etcd).
 // Watch returns a channel that receives the record, by whichever writer,
@@ -126,6 +152,32 @@ type Record struct {
 	Legacy bool `json:"legacy,omitempty"`
 }
 
+// Equal reports whether r and o are the same record as a lock stores
+// it: their JSON encodings are equal once each has been through the
+// encoding a Lock's Load decodes (so a Detail that was a struct compares
+// equal to the map Load returns for it). Two nil records are equal.
+func (r *Record) Equal(o *Record) bool {
+	if r == nil || o == nil {
+		return r == o
+	}
+	a, aerr := r.canonical()
+	b, berr := o.canonical()
+	return aerr == nil && berr == nil && bytes.Equal(a, b)
+}
+
+// canonical is r's JSON as a Lock's Load would return it, encoded again.
+func (r *Record) canonical() ([]byte, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	var back Record
+	if err := json.Unmarshal(data, &back); err != nil {
+		return nil, err
+	}
+	return json.Marshal(&back)
+}
+
 // Reason returns the record's failover reason, or "unknown".
 func (r *Record) Reason() Reason {
 	if r.Event == nil {
@@ -140,7 +192,9 @@ func (r *Record) Reason() Reason {
 // after link(2). The Monitor then runs the handlers anyway, logs the
 // problem loudly and notes it in the record (Record.Warnings): a lock that
 // is taken but not known durable must never leave the monitor armed and
-// unable to fail over.
+// unable to fail over. FileLock's Probe wraps it when only its directory
+// fsync failed (Preflight: not durable), and its Remove when the record
+// is gone but a crash may bring it back.
 var ErrLockNotDurable = errors.New("fstaid: lock taken but not durable")
 
 // ErrLocked reports that a failover record exists: a failover happened
@@ -244,16 +298,15 @@ var (
 )
 
 var (
-	_ Lock       = (*FileLock)(nil)
-	_ LockProber = (*FileLock)(nil)
+	_ Lock           = (*FileLock)(nil)
+	_ LockProber     = (*FileLock)(nil)
+	_ PersistentLock = (*FileLock)(nil)
+	_ LockRemover    = (*FileLock)(nil)
 )
 
 // NewFileLock returns a lock kept at path. There is no default path: the
 // daemon keeps the original's <lockdir>/fstaid.<port>.lock.
 func NewFileLock(path string) *FileLock { return &FileLock{path: path} }
-
-// Path returns the lock file's path.
-func (l *FileLock) Path() string { return l.path }
 
 // String returns the lock file's path.
 func (l *FileLock) String() string { return l.path }
@@ -268,21 +321,77 @@ func (l *FileLock) validate() error {
 // Load reads the record. An empty or unreadable file is a Legacy record:
 // anything at the path counts as locked.
 func (l *FileLock) Load(ctx context.Context) (*Record, error) {
-	data, err := os.ReadFile(l.path)
+	rec, _, err := l.read()
+	return rec, err
+}
+
+// read reads the record and says which file it read: (nil, nil, nil)
+// when there is none.
+func (l *FileLock) read() (*Record, os.FileInfo, error) {
+	f, err := os.Open(l.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fstaid: reading lock %s: %w", l.path, err)
+		return nil, nil, fmt.Errorf("fstaid: reading lock %s: %w", l.path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("fstaid: reading lock %s: %w", l.path, err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fstaid: reading lock %s: %w", l.path, err)
 	}
 	var rec Record
 	if len(data) == 0 || json.Unmarshal(data, &rec) != nil || rec.State == "" {
-		rec = Record{Legacy: true}
-		if fi, err := os.Stat(l.path); err == nil {
-			rec.Time = fi.ModTime()
-		}
+		rec = Record{Legacy: true, Time: fi.ModTime()}
 	}
-	return &rec, nil
+	return &rec, fi, nil
+}
+
+// Remove removes the record only if it is rec (see LockRemover), and
+// fsyncs the directory so that the removal survives a crash.
+//
+// Results: nil when rec was removed, durably; an error wrapping
+// ErrRecordChanged when another record, or none, is there (nothing
+// removed); an error wrapping ErrLockNotDurable when the record was
+// removed but the directory fsync failed (a crash may bring it back:
+// the safe side); any other error when it could not be read or removed.
+//
+// The record is read, compared, and then its name is removed only if it
+// still names the file read: a record that replaced it in between (its
+// owner's Update renames a new file over it) is kept. Only the moment
+// between that last look and unlink(2) is not covered: the file system
+// offers no removal conditional on content.
+func (l *FileLock) Remove(ctx context.Context, rec *Record) error {
+	if rec == nil {
+		return errors.New("fstaid: Remove needs the record shown (Load's)")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur, fi, err := l.read()
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		return fmt.Errorf("%w: %s holds no record now; nothing removed", ErrRecordChanged, l.path)
+	}
+	if !cur.Equal(rec) {
+		return fmt.Errorf("%w: %s holds another record now (%s, state %s); nothing removed", ErrRecordChanged, l.path, cur.Time.Format(time.RFC3339), cur.State)
+	}
+	if now, err := os.Lstat(l.path); err != nil || !os.SameFile(fi, now) {
+		return fmt.Errorf("%w: %s was replaced while it was read; nothing removed", ErrRecordChanged, l.path)
+	}
+	if err := os.Remove(l.path); err != nil {
+		return fmt.Errorf("fstaid: removing lock %s: %w", l.path, err)
+	}
+	l.owned = false
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		return fmt.Errorf("%w: lock %s removed but a crash may bring the record back: %w", ErrLockNotDurable, l.path, err)
+	}
+	return nil
 }
 
 // Acquire publishes rec at the lock's path only if nothing is there.
@@ -439,8 +548,10 @@ func (l *FileLock) Done() <-chan struct{} { return nil }
 // it runs Acquire's path against a probe name beside the lock (write a
 // temporary file, fsync it, publish it exclusively, remove both names,
 // fsync the directory). It finds and remembers the publish primitive, and
-// fails wrapping ErrNoExclusivePublish when the directory has none. Probe
-// leaves no file behind, also when it fails (a full disk, say).
+// fails wrapping ErrNoExclusivePublish when the directory has none, and
+// wrapping ErrLockNotDurable when only the directory fsync failed (a
+// record published there might not survive a crash). Probe leaves no
+// file behind, also when it fails (a full disk, say).
 func (l *FileLock) Probe(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -463,7 +574,7 @@ func (l *FileLock) Probe(ctx context.Context) error {
 		return fmt.Errorf("fstaid: probing lock %s: %w", l.path, rerr)
 	}
 	if err := syncDir(filepath.Dir(l.path)); err != nil {
-		return fmt.Errorf("fstaid: probing lock %s: %w", l.path, err)
+		return fmt.Errorf("%w: probing lock %s: %w", ErrLockNotDurable, l.path, err)
 	}
 	return nil
 }

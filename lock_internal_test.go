@@ -177,3 +177,36 @@ func TestFileLockOwnIDIsOwn(t *testing.T) {
 		t.Errorf("Update after taking over its own record = %v", err)
 	}
 }
+
+// A directory whose fsync fails is writable but not durable: Preflight
+// says which, and Run refuses it as unwritable (ErrLockUnavailable).
+// Remove on it removes the record and says the removal may not last.
+func TestPreflightNotDurable(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fstaid.lock")
+	if err := NewFileLock(path).Acquire(t.Context(), &Record{State: RecordDone, Host: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	failSyncDir(t)
+	l := NewFileLock(path)
+	rec, err := Preflight(t.Context(), l)
+	var pe *PreflightError
+	if !errors.As(err, &pe) || !errors.Is(pe.Problems[LockDurable], ErrLockNotDurable) || !errors.Is(pe.Problems[LockDurable], syscall.EIO) {
+		t.Fatalf("Preflight with a failing directory fsync = %v, want a durable problem wrapping ErrLockNotDurable and EIO", err)
+	}
+	if pe.Problems[LockWritable] != nil || pe.Problems[LockReadable] != nil {
+		t.Errorf("Preflight called the lock unwritable or unreadable too: %v", err)
+	}
+	if rec == nil || rec.Host != "a" {
+		t.Errorf("Preflight's record = %+v", rec)
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 1 {
+		t.Errorf("the probe left files: %v", names)
+	}
+	if err := l.Remove(t.Context(), rec); !errors.Is(err, ErrLockNotDurable) || errors.Is(err, ErrRecordChanged) {
+		t.Errorf("Remove with a failing directory fsync = %v, want ErrLockNotDurable", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Remove left the record: %v", err)
+	}
+}

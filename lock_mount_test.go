@@ -22,9 +22,10 @@ import (
 // own mount namespace (TestFileLockOnRealFileSystems).
 const mountNSInner = "FSTAID_TEST_MOUNTNS"
 
-// TestFileLockOnRealFileSystems runs Probe and Acquire on file systems
-// that break the usual assumptions (issue 13 item 5): a real vfat image,
-// which refuses hard links, and tmpfs mounts that are full.
+// TestFileLockOnRealFileSystems runs Probe, Acquire and Preflight on file
+// systems that break the usual assumptions (issue 13 item 5): a real
+// vfat image, which refuses hard links, tmpfs mounts that are full, and
+// (preflight) a read-only mount and a tmpfs.
 //
 // Each subtest re-runs the test binary under `unshare --mount
 // --propagation private` and mounts there, inside t.TempDir(): nothing it
@@ -53,6 +54,75 @@ func TestFileLockOnRealFileSystems(t *testing.T) {
 		}
 		tmpfsFullInside(t)
 	})
+	t.Run("preflight", func(t *testing.T) {
+		if !inner {
+			rerunInMountNS(t)
+			return
+		}
+		preflightInside(t)
+	})
+}
+
+// preflightInside checks Preflight against real mounts outside the
+// temporary directories (which it would always call not persistent): a
+// directory of the test's bound over an empty system directory passes
+// every property; remounted read-only it is readable but not writable,
+// Remove fails without ErrRecordChanged, and Run refuses it; a tmpfs
+// there is writable but not persistent.
+func preflightInside(t *testing.T) {
+	ctx := t.Context()
+	var mnt string
+	for _, d := range []string{"/srv", "/media", "/mnt"} {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			mnt = d
+			break
+		}
+	}
+	if mnt == "" {
+		cannotRunHere(t, "no /srv, /media or /mnt to mount over")
+	}
+	if err := syscall.Mount(t.TempDir(), mnt, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount at %s: %v", mnt, err)
+	}
+	t.Cleanup(func() { unmount(t, mnt) })
+
+	lockPath := filepath.Join(mnt, "fstaid.8080.lock")
+	l := fstaid.NewFileLock(lockPath)
+	if rec, err := fstaid.Preflight(ctx, l); rec != nil || err != nil {
+		t.Fatalf("Preflight on a writable, persistent directory = %+v, %v; want nothing", rec, err)
+	}
+	if err := l.Acquire(ctx, &fstaid.Record{State: fstaid.RecordDone, Host: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remounting %s read-only: %v", mnt, err)
+	}
+	shown, err := fstaid.Preflight(ctx, fstaid.NewFileLock(lockPath))
+	if shown == nil || shown.Host != "a" {
+		t.Errorf("Preflight on the read-only directory: record %+v, want the one written", shown)
+	}
+	wantProblems(t, "read-only mount", err, map[fstaid.LockProperty]error{fstaid.LockWritable: syscall.EROFS})
+	if err := fstaid.NewFileLock(lockPath).Remove(ctx, shown); !errors.Is(err, syscall.EROFS) || errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Errorf("Remove on a read-only mount = %v, want EROFS", err)
+	}
+	if rec, _ := fstaid.NewFileLock(lockPath).Load(ctx); rec == nil {
+		t.Error("a failed Remove took the record")
+	}
+	free := fstaid.NewFileLock(filepath.Join(mnt, "fstaid.8081.lock"))
+	m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(free))
+	if err := m.Run(ctx); !errors.Is(err, fstaid.ErrLockUnavailable) || !errors.Is(err, syscall.EROFS) {
+		t.Errorf("Run on a read-only mount = %v, want ErrLockUnavailable wrapping EROFS", err)
+	}
+
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount -t tmpfs at %s: %v", mnt, err)
+	}
+	t.Cleanup(func() { unmount(t, mnt) })
+	_, err = fstaid.Preflight(ctx, fstaid.NewFileLock(lockPath))
+	wantProblems(t, "tmpfs", err, map[fstaid.LockProperty]error{fstaid.LockPersistent: nil})
+	if p := problems(t, err)[fstaid.LockPersistent]; p == nil || !strings.Contains(p.Error(), "tmpfs") {
+		t.Errorf("Preflight on tmpfs: persistent problem %v, want it to name tmpfs", p)
+	}
 }
 
 // cannotRunHere skips t with reason, or fails it when the environment
@@ -176,6 +246,8 @@ func vfatInside(t *testing.T) {
 	if !errors.Is(aerr, fstaid.ErrNoExclusivePublish) {
 		t.Errorf("Acquire after a failed Probe = %v, want ErrNoExclusivePublish as Probe said", aerr)
 	}
+	_, err := fstaid.Preflight(ctx, l)
+	wantProblems(t, "vfat", err, map[fstaid.LockProperty]error{fstaid.LockWritable: fstaid.ErrNoExclusivePublish, fstaid.LockPersistent: nil})
 	if names := dirNames(t, mnt); len(names) != 0 {
 		t.Errorf("a failed Acquire left %v", names)
 	}
@@ -299,6 +371,8 @@ func tmpfsFullInside(t *testing.T) {
 			if names := dirNames(t, mnt); !slices.Equal(names, full) {
 				t.Errorf("Probe left files: %v, was %v", names, full)
 			}
+			_, err := fstaid.Preflight(ctx, l)
+			wantProblems(t, "full tmpfs ("+tc.opts+")", err, map[fstaid.LockProperty]error{fstaid.LockWritable: syscall.ENOSPC, fstaid.LockPersistent: nil})
 			if err := l.Acquire(ctx, &fstaid.Record{State: fstaid.RecordFailingOver}); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), mnt) {
 				t.Errorf("Acquire on a full tmpfs (%s) = %v, want ENOSPC naming %s", tc.opts, err, mnt)
 			}

@@ -353,3 +353,94 @@ func TestRunTwiceConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Remove takes away the record shown and nothing else: a record updated
+// since, replaced, or gone is refused with ErrRecordChanged and left.
+func TestFileLockRemoveOnlyTheRecordShown(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "fstaid.lock")
+	owner := fstaid.NewFileLock(path)
+	if err := owner.Acquire(ctx, &fstaid.Record{ID: "a1", State: fstaid.RecordFailingOver, Host: "a", Time: time.Unix(100, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	tool := fstaid.NewFileLock(path) // as fstaidd unlock builds it
+	shown, err := tool.Load(ctx)
+	if err != nil || shown == nil {
+		t.Fatalf("Load = %+v, %v", shown, err)
+	}
+	// The owner finishes meanwhile: the record is no longer the one shown.
+	if err := owner.Update(ctx, &fstaid.Record{ID: "a1", State: fstaid.RecordDone, Host: "a", Time: time.Unix(100, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tool.Remove(ctx, shown); !errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Fatalf("Remove of an updated record = %v, want ErrRecordChanged", err)
+	}
+	if rec, _ := tool.Load(ctx); rec == nil || rec.State != fstaid.RecordDone {
+		t.Fatalf("after a refused Remove the record is %+v, want the updated one", rec)
+	}
+	shown, _ = tool.Load(ctx)
+	if err := tool.Remove(ctx, shown); err != nil {
+		t.Fatalf("Remove of the record shown = %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the lock file is still there after Remove: %v", err)
+	}
+	if err := tool.Remove(ctx, shown); !errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Errorf("Remove with no record left = %v, want ErrRecordChanged", err)
+	}
+	// Free again: a new failover takes it, and the old record shown does
+	// not remove the new one.
+	if err := fstaid.NewFileLock(path).Acquire(ctx, &fstaid.Record{ID: "b1", State: fstaid.RecordFailingOver, Host: "b", Time: time.Unix(200, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tool.Remove(ctx, shown); !errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Errorf("Remove of an old record over a new one = %v, want ErrRecordChanged", err)
+	}
+	if rec, _ := tool.Load(ctx); rec == nil || rec.ID != "b1" {
+		t.Errorf("the new record is %+v after a refused Remove", rec)
+	}
+	// The original's empty file is a Legacy record, removed the same way.
+	legacy := filepath.Join(t.TempDir(), "fstaid.8080.lock")
+	if err := os.WriteFile(legacy, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ll := fstaid.NewFileLock(legacy)
+	shown, _ = ll.Load(ctx)
+	if err := ll.Remove(ctx, shown); err != nil {
+		t.Errorf("Remove of a bare lock file = %v", err)
+	}
+	if _, err := os.Stat(legacy); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the bare lock file is still there: %v", err)
+	}
+}
+
+// Record.Equal compares records as a lock stores them: a Detail given as
+// a struct equals the map Load decodes.
+func TestRecordEqual(t *testing.T) {
+	type moved struct {
+		From string `json:"from"`
+		To   string `json:"to"`
+	}
+	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	written := &fstaid.Record{State: fstaid.RecordDone, Time: at, Host: "a",
+		Handlers: []fstaid.HandlerOutcome{{Name: "eip", Detail: moved{"i-1", "i-2"}}}}
+	path := filepath.Join(t.TempDir(), "lock")
+	if err := fstaid.NewFileLock(path).Acquire(t.Context(), written); err != nil {
+		t.Fatal(err)
+	}
+	loaded, _ := fstaid.NewFileLock(path).Load(t.Context())
+	if !loaded.Equal(written) || !written.Equal(loaded) {
+		t.Errorf("a record and its stored form differ:\n%+v\n%+v", written, loaded)
+	}
+	other := *loaded
+	other.Comment = "x"
+	var none *fstaid.Record
+	for _, tc := range []struct {
+		a, b *fstaid.Record
+		want bool
+	}{{loaded, &other, false}, {loaded, none, false}, {none, none, true}} {
+		if got := tc.a.Equal(tc.b); got != tc.want {
+			t.Errorf("(%+v).Equal(%+v) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -51,7 +51,7 @@ func Example() {
 
 // `fstaidd status` and `fstaidd unlock`: show the record, its holder and
 // every verdict, then remove exactly the record that was shown.
-func ExampleStore_UnlockRevision() {
+func ExampleLock_Remove() {
 	store, err := etcd.Open(&etcd.Config{Endpoints: []string{"https://etcd1:2379"}, Prefix: "/fstaid/db1"}, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -72,7 +72,7 @@ func ExampleStore_UnlockRevision() {
 		log.Print("the failover was interrupted: its holder died while the handlers ran")
 	}
 	// ... ask the operator to confirm ...
-	if _, err := store.UnlockRevision(ctx, st.Revision); errors.Is(err, etcd.ErrRecordChanged) {
+	if err := store.Lock().Remove(ctx, st.Record); errors.Is(err, fstaid.ErrRecordChanged) {
 		log.Print("a newer failover happened meanwhile; not removed")
 	}
 }

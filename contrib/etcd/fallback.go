@@ -44,6 +44,14 @@ type FallbackLock struct {
 	held fstaid.Lock // the lock Acquire took, nil before
 }
 
+var (
+	_ fstaid.Lock           = (*FallbackLock)(nil)
+	_ fstaid.LockProber     = (*FallbackLock)(nil)
+	_ fstaid.LockWatcher    = (*FallbackLock)(nil)
+	_ fstaid.PersistentLock = (*FallbackLock)(nil)
+	_ fstaid.LockRemover    = (*FallbackLock)(nil)
+)
+
 // LockWithFallback returns the Store's lock backed by local; see
 // FallbackLock.
 func (s *Store) LockWithFallback(local fstaid.Lock) *FallbackLock {
@@ -54,9 +62,6 @@ func (s *Store) LockWithFallback(local fstaid.Lock) *FallbackLock {
 func (f *FallbackLock) String() string {
 	return fmt.Sprintf("%s, falling back to %s", f.shared, f.local)
 }
-
-// Local returns the local lock.
-func (f *FallbackLock) Local() fstaid.Lock { return f.local }
 
 // Load returns the local record if there is one, else the shared one.
 // An unreachable etcd is an error (unknown is not free).
@@ -184,6 +189,35 @@ func (f *FallbackLock) Done() <-chan struct{} {
 // in etcd stops this one, as with the plain etcd lock.
 func (f *FallbackLock) Watch(ctx context.Context) <-chan *fstaid.Record {
 	return f.shared.Watch(ctx)
+}
+
+// Persistent is the local lock's (fstaid.PersistentLock), nil when it
+// cannot tell: a failover that fell back to a lock lost at boot would
+// re-arm this monitor. The record in etcd does not depend on this host.
+func (f *FallbackLock) Persistent() error {
+	if p, ok := f.local.(fstaid.PersistentLock); ok {
+		return p.Persistent()
+	}
+	return nil
+}
+
+// Remove removes rec from the lock Load shows it from (see
+// fstaid.LockRemover): the local lock when it holds a record, else the
+// shared one. A local lock that is not a fstaid.LockRemover cannot be
+// cleared here.
+func (f *FallbackLock) Remove(ctx context.Context, rec *fstaid.Record) error {
+	local, err := f.local.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if local == nil {
+		return f.shared.Remove(ctx, rec)
+	}
+	r, ok := f.local.(fstaid.LockRemover)
+	if !ok {
+		return fmt.Errorf("etcd: the local fallback lock %s cannot remove its record", f.local)
+	}
+	return r.Remove(ctx, rec)
 }
 
 // Fallen reports whether Acquire took the local lock.

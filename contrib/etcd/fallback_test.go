@@ -75,7 +75,7 @@ func TestFallbackLockFailsOverWithoutEtcd(t *testing.T) {
 	}
 
 	// The next start is locked by the local record, before etcd is asked.
-	again := s.LockWithFallback(fstaid.NewFileLock(local.Path()))
+	again := s.LockWithFallback(fstaid.NewFileLock(local.String()))
 	if rec, err := again.Load(ctx); err != nil || rec == nil {
 		t.Errorf("Load after the fallback failover = %v, %v; want the local record", rec, err)
 	}
@@ -84,6 +84,17 @@ func TestFallbackLockFailsOverWithoutEtcd(t *testing.T) {
 	}
 	if runs.Load() != 1 {
 		t.Error("a handler ran again")
+	}
+	// A human re-arms it, etcd still down: Remove takes the local record
+	// Load shows, and only that one.
+	if err := again.Remove(ctx, testRecord("other")); !errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Errorf("Remove of another record = %v, want ErrRecordChanged", err)
+	}
+	if err := again.Remove(ctx, rec); err != nil {
+		t.Errorf("Remove of the local record shown = %v", err)
+	}
+	if rec, err := local.Load(ctx); rec != nil || err != nil {
+		t.Errorf("local record after Remove = %+v, %v; want none", rec, err)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 // key has never been created since it was last deleted (CreateRevision ==
 // 0), so exactly one of any number of racing monitors wins, whatever host
 // it runs on. The record has no lease: it stays until a human removes it
-// (Unlock), even if its writer is SIGKILLed or its host vanishes while
+// (Remove), even if its writer is SIGKILLed or its host vanishes while
 // a handler runs. (A concurrency.Mutex key would die with its holder's lease and
 // let a second monitor fail over again.)
 //
@@ -57,8 +57,9 @@ type Lock struct {
 }
 
 var (
-	_ fstaid.Lock       = (*Lock)(nil)
-	_ fstaid.LockProber = (*Lock)(nil)
+	_ fstaid.Lock        = (*Lock)(nil)
+	_ fstaid.LockProber  = (*Lock)(nil)
+	_ fstaid.LockRemover = (*Lock)(nil)
 )
 
 // Holder is the value of <prefix>/holder: who took the lock. The key is
@@ -260,7 +261,7 @@ func (l *Lock) watchHolder(lease clientv3.LeaseID) {
 
 // Update replaces the record, only if it is still the one this Lock
 // created: the transaction compares the key's CreateRevision with the
-// revision Acquire created it at, so a record removed by Unlock and taken
+// revision Acquire created it at, so a record removed by Remove and taken
 // by another monitor since is never overwritten. It fails without
 // ownership, with a *fstaid.LockedError carrying the current record when
 // the record is no longer ours, and with an error wrapping
@@ -309,6 +310,53 @@ func (l *Lock) Update(ctx context.Context, rec *fstaid.Record) error {
 //
 // The channel is never closed before Acquire succeeds, nor by Close.
 func (l *Lock) Done() <-chan struct{} { return l.done }
+
+// Remove removes the record only if it is rec, the one shown (see
+// fstaid.LockRemover), and with it the holder key, re-arming every
+// monitor of the target. It reads the record, compares it with rec
+// (fstaid.Record.Equal; every Legacy value compares equal to a Legacy
+// rec), and deletes both keys in a transaction that commits only if the
+// record's key has not been written since that read (its ModRevision):
+// what is removed is exactly what was compared. Results: nil when
+// removed; an error wrapping fstaid.ErrRecordChanged when another
+// record, or none, is there (nothing removed); an error wrapping
+// fstaid.ErrLockUnavailable (see UnavailableError) when etcd cannot be
+// reached or refuses. Each etcd call is bounded by the Store's timeout.
+//
+// Remove does not check the holder: removing a record that is still
+// failing-over with a live holder (Status.Holder set) re-arms the other
+// monitors while its handlers run; a tool should warn (fstaidd unlock
+// does).
+func (l *Lock) Remove(ctx context.Context, rec *fstaid.Record) error {
+	if rec == nil {
+		return errors.New("etcd: Remove needs the record shown (Load's)")
+	}
+	ctx, cancel := l.s.withTimeout(ctx)
+	defer cancel()
+	key := l.s.recordKey()
+	resp, err := l.s.client.Get(ctx, key)
+	if err != nil {
+		return l.s.unavailable("reading the record", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return fmt.Errorf("%w: %s holds no record now; nothing removed", fstaid.ErrRecordChanged, l)
+	}
+	kv := resp.Kvs[0]
+	if cur := decodeRecord(kv.Value); !cur.Equal(rec) {
+		return fmt.Errorf("%w: %s holds another record now (%s, state %s); nothing removed", fstaid.ErrRecordChanged, l, cur.Time.Format(time.RFC3339), cur.State)
+	}
+	tresp, err := l.s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+		Then(clientv3.OpDelete(key), clientv3.OpDelete(l.s.holderKey())).
+		Commit()
+	if err != nil {
+		return l.s.unavailable("removing the record", err)
+	}
+	if !tresp.Succeeded {
+		return fmt.Errorf("%w: %s was written while it was compared; nothing removed", fstaid.ErrRecordChanged, l)
+	}
+	return nil
+}
 
 // Probe checks, without changing anything, that etcd has a quorum and
 // that the credentials may write the record and holder keys: it commits a

@@ -239,35 +239,56 @@ func TestDoneWhenHolderLeaseRevoked(t *testing.T) {
 	}
 }
 
-func TestUnlock(t *testing.T) {
+// Remove takes away the record shown (as Status or Load show it), with
+// its holder key, and nothing else: a record updated since, gone, or a
+// newer failover's is refused with ErrRecordChanged and left.
+func TestRemoveOnlyTheRecordShown(t *testing.T) {
 	srv := startEtcd(t)
-	a := newStore(t, "/unlock", "a", endpoints(srv))
+	a := newStore(t, "/remove", "a", endpoints(srv))
+	tool := newStore(t, "/remove", "tool", endpoints(srv)) // fstaidd unlock's
 	ctx := ctxTimeout(t, 10*time.Second)
-	if rec, err := a.Unlock(ctx); rec != nil || err != nil {
-		t.Fatalf("Unlock with no record = %+v, %v", rec, err)
+	if err := tool.Lock().Remove(ctx, testRecord("a")); !errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Fatalf("Remove with no record = %v, want ErrRecordChanged", err)
 	}
 	if err := a.Lock().Acquire(ctx, testRecord("a")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := a.Status(ctx)
-	if err != nil || st.Revision == 0 {
+	st, err := tool.Status(ctx)
+	if err != nil || st.Record == nil || st.Holder == nil {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	if _, err := a.UnlockRevision(ctx, st.Revision+1000); !errors.Is(err, ErrRecordChanged) {
-		t.Fatalf("UnlockRevision of another revision = %v, want ErrRecordChanged", err)
+	shown := st.Record
+	// The owner records its handlers' outcome meanwhile.
+	done := *shown
+	done.State = fstaid.RecordDone
+	if err := a.Lock().Update(ctx, &done); err != nil {
+		t.Fatal(err)
 	}
-	rec, err := a.UnlockRevision(ctx, st.Revision)
-	if err != nil || rec == nil || rec.Host != "a" {
-		t.Fatalf("UnlockRevision = %+v, %v", rec, err)
+	if err := tool.Lock().Remove(ctx, shown); !errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Fatalf("Remove of an updated record = %v, want ErrRecordChanged", err)
 	}
-	st, err = a.Status(ctx)
+	if rec, err := tool.Lock().Load(ctx); err != nil || rec == nil || rec.State != fstaid.RecordDone {
+		t.Fatalf("after a refused Remove: %+v, %v; want the updated record", rec, err)
+	}
+	shown, _ = tool.Lock().Load(ctx)
+	if err := tool.Lock().Remove(ctx, shown); err != nil {
+		t.Fatalf("Remove of the record shown = %v", err)
+	}
+	st, err = tool.Status(ctx)
 	if err != nil || st.Record != nil || st.Holder != nil {
-		t.Fatalf("status after unlock: %+v %v", st, err)
+		t.Fatalf("status after Remove: %+v %v", st, err)
 	}
-	// Re-armed: a new Lock may take it.
-	b := newStore(t, "/unlock", "b", endpoints(srv))
+	// Re-armed: a new Lock may take it, and the old record shown does
+	// not remove the new one.
+	b := newStore(t, "/remove", "b", endpoints(srv))
 	if err := b.Lock().Acquire(ctx, testRecord("b")); err != nil {
-		t.Fatalf("Acquire after Unlock: %v", err)
+		t.Fatalf("Acquire after Remove: %v", err)
+	}
+	if err := tool.Lock().Remove(ctx, shown); !errors.Is(err, fstaid.ErrRecordChanged) {
+		t.Errorf("Remove of an old record over a new one = %v, want ErrRecordChanged", err)
+	}
+	if rec, _ := tool.Lock().Load(ctx); rec == nil || rec.Host != "b" {
+		t.Errorf("the new record is %+v after a refused Remove", rec)
 	}
 }
 

@@ -208,9 +208,6 @@ func (s *Store) Verdicts() *Verdicts { return s.verdicts }
 // VerdictTTL returns the verdict TTL in use (see WithVerdictTTL).
 func (s *Store) VerdictTTL() time.Duration { return s.verdictTTL }
 
-// Client returns the etcd client.
-func (s *Store) Client() *clientv3.Client { return s.client }
-
 // Prefix returns the key prefix, without a trailing "/".
 func (s *Store) Prefix() string { return s.prefix }
 
@@ -326,8 +323,8 @@ type Status struct {
 	// Record is the failover record, nil when there is none (armed
 	// monitors may fail over).
 	Record *fstaid.Record `json:"record,omitempty"`
-	// Revision is the record's CreateRevision (0 when none), for
-	// UnlockRevision.
+	// Revision is the record's CreateRevision (0 when none), as etcdctl
+	// shows it.
 	Revision int64 `json:"revision,omitempty"`
 	// Holder is the live holder of the record, nil when none is alive.
 	Holder *Holder `json:"holder,omitempty"`
@@ -398,54 +395,6 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 		st.Warnings = append(st.Warnings, err.Error())
 	}
 	return st, nil
-}
-
-// ErrRecordChanged reports that UnlockRevision found a different record
-// (or none) than the one the operator confirmed.
-var ErrRecordChanged = errors.New("etcd: the failover record changed since it was shown")
-
-// Unlock removes the failover record and its holder key, re-arming every
-// monitor of the target, and returns the record it removed (nil, nil when
-// there was none). Prefer UnlockRevision after showing the record to a
-// human, so that a newer failover's record is never removed by mistake.
-//
-// Unlock does not check the holder: removing a record that is still
-// failing-over with a live holder (Status.Holder set) re-arms the other
-// monitors while its handlers run; a tool should refuse that unless
-// forced.
-func (s *Store) Unlock(ctx context.Context) (*fstaid.Record, error) {
-	return s.unlock(ctx, nil)
-}
-
-// UnlockRevision removes the record only if it is the one created at
-// revision (Status.Revision); otherwise it changes nothing and returns
-// an error wrapping ErrRecordChanged.
-func (s *Store) UnlockRevision(ctx context.Context, revision int64) (*fstaid.Record, error) {
-	return s.unlock(ctx, &revision)
-}
-
-func (s *Store) unlock(ctx context.Context, revision *int64) (*fstaid.Record, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	txn := s.client.Txn(ctx)
-	if revision != nil {
-		txn = txn.If(clientv3.Compare(clientv3.CreateRevision(s.recordKey()), "=", *revision))
-	}
-	resp, err := txn.Then(
-		clientv3.OpDelete(s.recordKey(), clientv3.WithPrevKV()),
-		clientv3.OpDelete(s.holderKey()),
-	).Commit()
-	if err != nil {
-		return nil, s.unavailable("removing the record", err)
-	}
-	if !resp.Succeeded {
-		return nil, fmt.Errorf("%w: not removed; run unlock again to see the current record", ErrRecordChanged)
-	}
-	prev := resp.Responses[0].GetResponseDeleteRange().GetPrevKvs()
-	if len(prev) == 0 {
-		return nil, nil
-	}
-	return decodeRecord(prev[0].Value), nil
 }
 
 // Close withdraws this monitor's verdict and revokes the holder lease

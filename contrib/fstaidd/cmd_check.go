@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fstaid/fstaid"
+	"github.com/fstaid/fstaid/contrib/etcd"
 )
 
 // `fstaidd check`, in the spirit of MHA's masterha_check_*: it talks
@@ -36,35 +37,15 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", cfg.Handler.script.Path(), cfg.Handler.Timeout)
 	}
 
-	lock := cfg.FileLock
-	switch {
-	case !cfg.UsesFileLock():
-		fmt.Fprintln(out, "lock: in etcd (the lock directory is not used)")
-	case cfg.Etcd != nil:
-		fmt.Fprintf(out, "lock: in etcd, falling back to %s when etcd is unreachable at failover time\n", lock.Path())
-	default:
-		fmt.Fprintf(out, "lock: %s\n", lock.Path())
-	}
-	// etcdCheck below probes the shared lock.
-	if cfg.UsesFileLock() {
-		if err := lock.Probe(ctx); err != nil {
-			bad("lock directory not writable: %v", err)
-		} else {
-			fmt.Fprintln(out, "  directory writable (fsync ok)")
-		}
-		if err := lock.Persistent(); err != nil {
+	var store *etcd.Store
+	if cfg.Etcd != nil {
+		if store, err = openEtcd(cfg, discard); err != nil {
 			bad("%v", err)
 		} else {
-			fmt.Fprintln(out, "  directory persistent across reboots")
-		}
-		if rec, err := lock.Load(ctx); err != nil {
-			bad("lock unreadable: %v", err)
-		} else if rec != nil {
-			bad("LOCKED: a failover record exists (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec))
-		} else {
-			fmt.Fprintln(out, "  free: no failover record")
+			defer store.Close()
 		}
 	}
+	checkLock(ctx, cfg, store, bad, out)
 
 	debug := cfg.Global.Mode == "debug"
 	for _, s := range []*CheckSection{cfg.Self, cfg.Primary, cfg.Secondary} {
@@ -89,7 +70,7 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		}
 		fmt.Fprintln(out)
 	}
-	for _, line := range append(awsChecks(ctx, cfg), etcdCheck(ctx, cfg)...) {
+	for _, line := range append(awsChecks(ctx, cfg), etcdCheck(ctx, cfg, store)...) {
 		if strings.HasPrefix(line, "PROBLEM") {
 			problems++
 		}
@@ -101,6 +82,59 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 	}
 	fmt.Fprintln(out, "all checks passed: fstaidd would arm")
 	return 0
+}
+
+// checkLock is check's part for the lock: the daemon's lock put through
+// the pre-flight its Run makes at start-up (fstaid.Preflight), property
+// by property. store is nil without [etcd], or when etcd could not be
+// opened (already reported): then only a fallback file lock is checked.
+func checkLock(ctx context.Context, cfg *Config, store *etcd.Store, bad func(string, ...any), out io.Writer) {
+	var lock fstaid.Lock = cfg.FileLock
+	switch {
+	case !cfg.UsesFileLock():
+		fmt.Fprintln(out, "lock: in etcd (the lock directory is not used)")
+	case cfg.Etcd != nil:
+		fmt.Fprintf(out, "lock: in etcd, falling back to %s when etcd is unreachable at failover time\n", cfg.FileLock)
+	default:
+		fmt.Fprintf(out, "lock: %s\n", cfg.FileLock)
+	}
+	switch {
+	case store != nil:
+		lock = etcdLock(cfg, store)
+	case !cfg.UsesFileLock():
+		return // etcd could not be opened: nothing to check
+	}
+	rec, err := fstaid.Preflight(ctx, lock)
+	var problems map[fstaid.LockProperty]error
+	if pe := (*fstaid.PreflightError)(nil); errors.As(err, &pe) {
+		problems = pe.Problems
+	}
+	switch {
+	case problems[fstaid.LockWritable] != nil:
+		bad("lock not writable: %v", problems[fstaid.LockWritable])
+	case problems[fstaid.LockDurable] != nil:
+		bad("lock not durable (a record written there may not survive a crash): %v", problems[fstaid.LockDurable])
+	default:
+		if store != nil {
+			fmt.Fprintf(out, "  etcd lock %s: reachable and writable\n", store.Lock())
+		}
+		if cfg.UsesFileLock() {
+			fmt.Fprintln(out, "  directory writable (fsync ok)")
+		}
+	}
+	if err := problems[fstaid.LockPersistent]; err != nil {
+		bad("%v", err)
+	} else if cfg.UsesFileLock() {
+		fmt.Fprintln(out, "  directory persistent across reboots")
+	}
+	switch {
+	case problems[fstaid.LockReadable] != nil:
+		bad("lock unreadable: %v", problems[fstaid.LockReadable])
+	case rec != nil:
+		bad("LOCKED: a failover record exists (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec))
+	default:
+		fmt.Fprintln(out, "  free: no failover record")
+	}
 }
 
 func (s *CheckSection) describe() string {

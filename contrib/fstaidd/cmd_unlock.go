@@ -3,10 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/fstaid/fstaid"
 )
@@ -45,10 +44,10 @@ func fileUnlock(ctx context.Context, lock *fstaid.FileLock, yes bool, out, errOu
 		return 1
 	}
 	if rec == nil {
-		fmt.Fprintf(out, "no failover record at %s: nothing to unlock\n", lock.Path())
+		fmt.Fprintf(out, "no failover record at %s: nothing to unlock\n", lock)
 		return 0
 	}
-	fmt.Fprintf(out, "failover record at %s (%s):\n", lock.Path(), describeRecord(rec))
+	fmt.Fprintf(out, "failover record at %s (%s):\n", lock, describeRecord(rec))
 	if !rec.Legacy {
 		data, _ := json.MarshalIndent(rec, "", "  ")
 		fmt.Fprintf(out, "%s\n", data)
@@ -58,14 +57,23 @@ func fileUnlock(ctx context.Context, lock *fstaid.FileLock, yes bool, out, errOu
 		fmt.Fprintln(out, "Not removed. Run `fstaidd unlock -yes` once the configuration matches the new roles.")
 		return 1
 	}
-	if err := os.Remove(lock.Path()); err != nil {
-		fmt.Fprintln(errOut, "removing the record:", err)
+	switch err := lock.Remove(ctx, rec); {
+	case errors.Is(err, fstaid.ErrLockNotDurable):
+		// Removed: only its durability is in doubt.
+		fmt.Fprintln(errOut, "WARNING:", err)
+	case err != nil:
+		fmt.Fprintln(errOut, "removing the record:", err.Error()+unlockAgain(err))
 		return 1
 	}
-	if d, err := os.Open(filepath.Dir(lock.Path())); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	fmt.Fprintf(out, "removed %s: fstaidd will arm on its next start\n", lock.Path())
+	fmt.Fprintf(out, "removed %s: fstaidd will arm on its next start\n", lock)
 	return 0
+}
+
+// unlockAgain is the hint after a refused removal: the record changed
+// since it was shown.
+func unlockAgain(err error) string {
+	if errors.Is(err, fstaid.ErrRecordChanged) {
+		return "; run unlock again to see the current record"
+	}
+	return ""
 }

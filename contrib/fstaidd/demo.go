@@ -99,7 +99,7 @@ timeout = 1
 	lock := fstaid.NewFileLock(filepath.Join(dir, "fstaid.8080.lock"))
 	if rec, err := lock.Load(ctx); err == nil && rec != nil {
 		data, _ := json.MarshalIndent(rec, "", "  ")
-		say("the failover record at %s, written before the handler ran:\n%s", lock.Path(), data)
+		say("the failover record at %s, written before the handler ran:\n%s", lock, data)
 		say("fstaidd now refuses to start (exit 12) until a human runs `fstaidd unlock -yes`\n    after pointing the config at the new active server")
 	}
 	if code != exitFailedOver {

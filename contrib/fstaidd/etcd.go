@@ -171,25 +171,14 @@ func etcdUnavailable(err error) bool {
 	return errors.As(err, &ue)
 }
 
-// etcdCheck is `fstaidd check`'s part for etcd.
-func etcdCheck(ctx context.Context, cfg *Config) []string {
-	if cfg.Etcd == nil {
+// etcdCheck is `fstaidd check`'s part for etcd's verdicts (checkLock
+// checks the lock); store is nil without [etcd] or when it could not be
+// opened.
+func etcdCheck(ctx context.Context, cfg *Config, store *etcd.Store) []string {
+	if store == nil {
 		return nil
 	}
-	store, err := openEtcd(cfg, discard)
-	if err != nil {
-		return []string{"PROBLEM: " + err.Error()}
-	}
-	defer store.Close()
 	var lines []string
-	if err := store.Lock().Probe(ctx); err != nil {
-		lines = append(lines, fmt.Sprintf("PROBLEM: etcd lock %s: %v", store.Lock(), err))
-	} else {
-		lines = append(lines, fmt.Sprintf("etcd lock %s: reachable and writable", store.Lock()))
-	}
-	if rec, err := store.Lock().Load(ctx); err == nil && rec != nil {
-		lines = append(lines, fmt.Sprintf("PROBLEM: LOCKED: a failover record exists in etcd (%s); fstaidd will refuse to start (exit 12)", describeRecord(rec)))
-	}
 	if k := cfg.Etcd.Quorum; k > 0 {
 		if err := store.Verdicts().Probe(ctx); err != nil {
 			lines = append(lines, fmt.Sprintf("PROBLEM: etcd verdicts: %v", err))
@@ -272,8 +261,8 @@ func etcdUnlock(ctx context.Context, cfg *Config, yes bool, out func(string)) in
 		out("Not removed. Run `fstaidd unlock -yes` once the configuration matches the new roles.")
 		return 1
 	}
-	if _, err := store.UnlockRevision(ctx, st.Revision); err != nil {
-		out("removing the record: " + err.Error())
+	if err := store.Lock().Remove(ctx, st.Record); err != nil {
+		out("removing the record: " + err.Error() + unlockAgain(err))
 		return 1
 	}
 	out("removed " + st.Lock + ": every fstaidd sharing it will arm on its next start")
