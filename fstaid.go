@@ -735,10 +735,7 @@ func (m *Monitor) checkLock(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	defer cancel()
 	rec, err := Preflight(lctx, m.lock)
-	var problems map[LockProperty]error
-	if pe := (*PreflightError)(nil); errors.As(err, &pe) {
-		problems = pe.Problems
-	}
+	problems := preflightProblems(err)
 	if err := problems[LockReadable]; err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrLockUnavailable, m.lockName(), err)
 	}

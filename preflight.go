@@ -105,6 +105,16 @@ func Preflight(ctx context.Context, l Lock) (*Record, error) {
 	return rec, &PreflightError{Lock: describeLock(l), Problems: problems}
 }
 
+// preflightProblems returns the problems of Preflight's error by
+// property; nil (no problem) for a nil error.
+func preflightProblems(err error) map[LockProperty]error {
+	var pe *PreflightError
+	if errors.As(err, &pe) {
+		return pe.Problems
+	}
+	return nil
+}
+
 // describeLock names a lock in messages: its String, else its type.
 func describeLock(l Lock) string {
 	if s, ok := l.(fmt.Stringer); ok {

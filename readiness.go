@@ -138,8 +138,8 @@ func (r *Readiness) clone() *Readiness {
 // read-only) is known before the target dies. Each run checks, all in
 // parallel:
 //
-//   - the lock, with the start-up pre-flight (readable, no record,
-//     writable and durable: LockProber);
+//   - the lock, with Run's start-up pre-flight (Preflight: readable, no
+//     record, writable and durable; not persistent is only a warning);
 //   - every handler and check that implements ReadinessCheck
 //     (ScriptHandler: the command is still an executable file;
 //     contrib/aws's handlers: DryRun of each call and their resources;
@@ -231,41 +231,30 @@ func (m *Monitor) initReadiness() {
 	}
 }
 
-// lockReady is the lock's part of a run: the start-up pre-flight, each
-// failure a ProblemLock. Its warnings (a lock that would not survive a
+// lockReady is the lock's part of a run: the start-up pre-flight
+// (Preflight, read as checkLock reads it), each failure a ProblemLock. Its warnings (a lock that would not survive a
 // reboot) were logged at start-up; they do not stop a failover, so they
 // are not problems here.
 func (m *Monitor) lockReady(ctx context.Context) []Problem {
 	ctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	defer cancel()
 	var ps []Problem
-	errs, _ := lockPreflight(ctx, m.lock)
-	for _, err := range errs {
+	add := func(err error) {
 		ps = append(ps, Problem{Kind: ProblemLock, Resource: m.lockName(), Message: err.Error()})
 	}
-	return ps
-}
-
-// lockPreflight checks what taking lock needs: the record can be read
-// and there is none, and the lock can be written durably (LockProber).
-// A lock that does not survive a reboot (PersistentLock) is a warning.
-func lockPreflight(ctx context.Context, lock Lock) (errs, warnings []error) {
-	if rec, err := lock.Load(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("cannot read the failover record: %w", err))
+	rec, err := Preflight(ctx, m.lock)
+	problems := preflightProblems(err)
+	if err := problems[LockReadable]; err != nil {
+		add(fmt.Errorf("cannot read the failover record: %w", err))
 	} else if rec != nil {
-		errs = append(errs, &LockedError{Lock: fmt.Sprint(lock), Record: rec})
+		add(&LockedError{Lock: m.lockName(), Record: rec})
 	}
-	if p, ok := lock.(LockProber); ok {
-		if err := p.Probe(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("not writable: %w", err))
+	for _, p := range []LockProperty{LockWritable, LockDurable} {
+		if err := problems[p]; err != nil {
+			add(fmt.Errorf("not writable: %w", err))
 		}
 	}
-	if p, ok := lock.(PersistentLock); ok {
-		if err := p.Persistent(); err != nil {
-			warnings = append(warnings, err)
-		}
-	}
-	return errs, warnings
+	return ps
 }
 
 // betweenRounds starts a readiness run if one is due; the loop calls it
