@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,30 +35,22 @@ func (r *running) reloadStatus(t *testing.T) *reloadStatus {
 func (r *running) hupAndWait(t *testing.T, after time.Time) *reloadStatus {
 	t.Helper()
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st := r.reloadStatus(t); st != nil && st.Time.After(after) {
-			return st
+	var st *reloadStatus
+	waitFor(t, 10*time.Second, func() error {
+		if st = r.reloadStatus(t); st == nil || !st.Time.After(after) {
+			return errors.New("no reload after SIGHUP")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no reload within 10s of SIGHUP")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never appeared", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, func() error {
+		_, err := os.Stat(path)
+		return err
+	})
 }
 
 func TestReloadInProcess(t *testing.T) {
@@ -119,16 +113,13 @@ func TestReloadInProcess(t *testing.T) {
 	if st := r.hupAndWait(t, t3); !st.OK {
 		t.Errorf("reload back: %+v", st)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, 5*time.Second, func() error {
 		msgs, _ := n.snapshot()
-		if last := lastStatus(msgs); last == "STATUS=armed: watching db1" {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("STATUS= still %q after a good reload", last)
+		if last := lastStatus(msgs); last != "STATUS=armed: watching db1" {
+			return fmt.Errorf("STATUS= still %q after a good reload", last)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if r.waitState(t, fstaid.StateArmed).State != fstaid.StateArmed {
 		t.Error("not armed after the reloads")
 	}
