@@ -63,9 +63,10 @@
 // handler, check or extra ReadinessCheck that can say whether its part of
 // a failover would work now (ScriptHandler: the command is still an
 // executable file; contrib/aws: DryRun of each call and the resources;
-// contrib/etcd: the quorum's live monitors). A run starts only between
-// rounds and its context ends when the next round starts, so it never
-// delays a round or a failover; a failover cancels it. The result, with a
+// contrib/etcd: the quorum's live monitors). A run goes on only in the
+// gaps between rounds, each gap's context ending when the next round
+// starts, so it never delays a round or a failover; a part cut short
+// goes on in the next gap, and a failover ends the gap at once. The result, with a
 // Problem per reason, is in Status().Readiness and in the Record of a
 // later failover; a NoticeReadiness announces each change, and
 // WithNotifications turns a change of Ready into a ready or not-ready

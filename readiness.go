@@ -146,17 +146,19 @@ func (r *Readiness) clone() *Readiness {
 //     contrib/etcd's quorum: enough live monitors);
 //   - checks, in the order given.
 //
-// A run starts only between rounds, at the first gap after it is due
-// (interval start to start), never while a failover runs, and its
-// context ends when the next round starts: a run never delays a round or
-// a failover, and a part cut short by the next round is reported as
-// ProblemUnverified. A failover (automatic or Fail) cancels a run in
-// progress; so does the end of Run. The result is in Status().Readiness;
-// a NoticeReadiness and one log line announce each change (ready to not
-// ready and back, or another set of problems), not every run. Readiness
-// never blocks a failover: a Monitor that is not ready still fails over
-// (the problem may have healed), and the Record says what readiness last
-// reported.
+// A run starts when it is due (interval start to start) and runs only in
+// the gaps between rounds, never while a failover runs: each gap's
+// context ends when the next round starts, so readiness never delays a
+// round or a failover. A part cut short by the next round runs again in
+// the next gap, and what finished is kept; a part that has not finished
+// one interval after the run began is reported as ProblemUnverified
+// (unknown is not ready). A failover (automatic or Fail) ends the gap in
+// progress at once; the end of Run drops the run. The result is in
+// Status().Readiness; a NoticeReadiness and one log line announce each
+// change (ready to not ready and back, or another set of problems), not
+// every run. Readiness never blocks a failover: a Monitor that is not
+// ready still fails over (the problem may have healed), and the Record
+// says what readiness last reported.
 //
 // Default off; 0 turns it off, a negative interval is an error.
 func WithReadiness(interval time.Duration, checks ...ReadinessCheck) Option {
@@ -169,8 +171,8 @@ func WithReadiness(interval time.Duration, checks ...ReadinessCheck) Option {
 // errNextRound ends a readiness run's context when the next round starts.
 var errNextRound = errors.New("fstaid: readiness run cut short: the next round started")
 
-// errReadinessInterrupted ends a run that a failover or the end of Run
-// made pointless: its result is dropped.
+// errReadinessInterrupted ends a gap when a failover begins, Run ends or
+// Reconfigure changes the parts.
 var errReadinessInterrupted = errors.New("fstaid: readiness run interrupted")
 
 // readinessPart is one check of a run, with the name its
@@ -188,8 +190,9 @@ type readiness struct {
 
 	mu     sync.Mutex // guards the fields below
 	due    time.Time  // when the next run may start; zero: at the first gap
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed when the last run's goroutine returned; nil before the first
+	run    *readinessRun
+	cancel context.CancelCauseFunc // ends the gap in progress
+	done   chan struct{}           // closed when the last gap's goroutine returned; nil before the first
 	last   *Readiness
 }
 
@@ -257,46 +260,146 @@ func (m *Monitor) lockReady(ctx context.Context) []Problem {
 	return ps
 }
 
-// betweenRounds starts a readiness run if one is due; the loop calls it
-// between rounds, with next the next round's start, which ends the run.
-// The run goes on in its own goroutine: the loop does not wait for it.
+// betweenRounds gives readiness the gap that begins now and ends at
+// next, the next round's start: the parts of the run in progress not yet
+// done run in it (a new run starts when one is due). They run in a
+// goroutine of their own, on a context that ends at next: the loop does
+// not wait for them.
 func (m *Monitor) betweenRounds(ctx context.Context, next time.Time) {
 	r := &m.ready
 	if len(r.parts) == 0 {
 		return
 	}
+	now := time.Now()
+	if !now.Before(next) || m.gate.running() {
+		return
+	}
+	r.mu.Lock()
+	idle := r.run == nil && now.Before(r.due)
+	prev := r.done
+	r.mu.Unlock()
+	if idle {
+		return
+	}
+	if prev != nil && !waitGap(ctx, prev, next) {
+		return // the last gap's parts have not returned (one ignores its context)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	switch {
-	case now.Before(r.due), !now.Before(next), m.gate.running():
+	if now = time.Now(); !now.Before(next) || m.gate.running() {
 		return
-	case r.done != nil:
-		select {
-		case <-r.done:
-		default:
-			return // the last run has not returned (a check ignoring its context)
+	}
+	if r.run == nil {
+		if now.Before(r.due) {
+			return
+		}
+		r.due = r.due.Add(r.interval)
+		if r.due.Before(now) {
+			r.due = now.Add(r.interval)
+		}
+		r.run = &readinessRun{start: now, found: make([][]Problem, len(r.parts)), done: make([]bool, len(r.parts))}
+	}
+	run := r.run
+	var todo []int
+	for i, done := range run.done {
+		if !done {
+			todo = append(todo, i)
 		}
 	}
-	r.due = r.due.Add(r.interval)
-	if r.due.Before(now) {
-		r.due = now.Add(r.interval)
-	}
-	rctx, cancel := context.WithCancelCause(ctx)
-	rctx, cancelDeadline := context.WithDeadlineCause(rctx, next, errNextRound)
+	gctx, cancel := context.WithCancelCause(ctx)
+	gctx, cancelDeadline := context.WithDeadlineCause(gctx, next, errNextRound)
 	r.cancel = cancel
 	done := make(chan struct{})
 	r.done = done
 	go func() {
 		defer close(done)
 		defer cancelDeadline()
-		m.readinessRun(rctx, now)
+		m.readinessGap(gctx, run, todo)
 	}()
 }
 
-// interruptReadiness cancels a run in progress; its result is dropped. A
-// failover calls it once it holds the gate (betweenRounds starts none
-// while it does).
+// readinessGrace bounds how long the loop waits, in a gap, for the last
+// gap's parts to return once their context ended: they unwind at once,
+// unless one ignores its context, and then this gap is skipped.
+const readinessGrace = 100 * time.Millisecond
+
+// waitGap waits for prev, the last gap's goroutine, to return: at most
+// readinessGrace, and never past next. It reports whether it returned.
+func waitGap(ctx context.Context, prev <-chan struct{}, next time.Time) bool {
+	select {
+	case <-prev:
+		return true
+	default:
+	}
+	t := time.NewTimer(min(readinessGrace, time.Until(next)))
+	defer t.Stop()
+	select {
+	case <-prev:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// readinessRun is a run in progress: which parts are done, and what they
+// found. The gap goroutine writes the parts it runs; betweenRounds reads
+// done only once that goroutine has returned.
+type readinessRun struct {
+	start time.Time
+	found [][]Problem
+	done  []bool
+}
+
+// readinessGap runs the parts todo of run in parallel within one gap. A
+// part that returns before the gap ends is done; the others run again in
+// the next gap. Once every part is done the run is published; a run not
+// done one readiness interval after it started is published with what
+// did not finish as ProblemUnverified, so that a path that cannot be
+// verified never shows as ready.
+func (m *Monitor) readinessGap(ctx context.Context, run *readinessRun, todo []int) {
+	r := &m.ready
+	parts := r.parts
+	var wg sync.WaitGroup
+	for _, i := range todo {
+		wg.Go(func() {
+			ps := callReady(ctx, parts[i].check)
+			// What a part says once its context ended is about the
+			// context, not the failover path.
+			if ctx.Err() == nil {
+				run.found[i], run.done[i] = ps, true
+			}
+		})
+	}
+	wg.Wait()
+	if errors.Is(context.Cause(ctx), errReadinessInterrupted) {
+		return // a failover, or the end of Run: nothing to publish now
+	}
+	now := time.Now()
+	complete := !slices.Contains(run.done, false)
+	if !complete && now.Before(run.start.Add(r.interval)) {
+		return // the next gap goes on with it
+	}
+	res := &Readiness{Checked: run.start, Duration: now.Sub(run.start)}
+	for i, ps := range run.found {
+		if !run.done[i] {
+			ps = []Problem{{Kind: ProblemUnverified, Resource: parts[i].name,
+				Message: fmt.Sprintf("did not finish in the gaps between rounds within one readiness interval (%v): readiness runs only between rounds", r.interval)}}
+		}
+		res.Problems = append(res.Problems, ps...)
+	}
+	res.Ready = len(res.Problems) == 0
+	r.mu.Lock()
+	if r.run == run {
+		r.run = nil
+	}
+	r.mu.Unlock()
+	m.publishReadiness(res)
+}
+
+// interruptReadiness ends the gap in progress at once: a failover calls
+// it once it holds the gate (betweenRounds gives readiness no gap while
+// it does). What the run's parts found so far is kept for the next gap.
 func (m *Monitor) interruptReadiness() {
 	r := &m.ready
 	r.mu.Lock()
@@ -306,8 +409,9 @@ func (m *Monitor) interruptReadiness() {
 	}
 }
 
-// stopReadiness cancels a run in progress and waits for it: Run calls it
-// before it returns, so that no run outlives it.
+// stopReadiness ends the gap in progress, waits for its parts and drops
+// the run: Run calls it before it returns, so that no part outlives it,
+// and Reconfigure before it changes the parts.
 func (m *Monitor) stopReadiness() {
 	m.interruptReadiness()
 	r := &m.ready
@@ -317,6 +421,9 @@ func (m *Monitor) stopReadiness() {
 	if done != nil {
 		<-done
 	}
+	r.mu.Lock()
+	r.run = nil
+	r.mu.Unlock()
 }
 
 // lastReadiness returns a copy of the last result, nil before the first
@@ -326,36 +433,6 @@ func (m *Monitor) lastReadiness() *Readiness {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.last.clone()
-}
-
-// readinessRun runs every part in parallel and publishes the result,
-// unless a failover or the end of Run interrupted it.
-func (m *Monitor) readinessRun(ctx context.Context, start time.Time) {
-	parts := m.ready.parts
-	found := make([][]Problem, len(parts))
-	var wg sync.WaitGroup
-	for i, p := range parts {
-		wg.Go(func() {
-			ps := callReady(ctx, p.check)
-			if ctx.Err() != nil {
-				// What a part says once its context ended is about
-				// the context, not the failover path.
-				ps = []Problem{{Kind: ProblemUnverified, Resource: p.name,
-					Message: "did not finish before the next round started; readiness runs only between rounds"}}
-			}
-			found[i] = ps
-		})
-	}
-	wg.Wait()
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, errNextRound) {
-		return
-	}
-	res := &Readiness{Ready: true, Checked: start, Duration: time.Since(start)}
-	for _, ps := range found {
-		res.Problems = append(res.Problems, ps...)
-	}
-	res.Ready = len(res.Problems) == 0
-	m.publishReadiness(res)
 }
 
 func callReady(ctx context.Context, c ReadinessCheck) (ps []Problem) {

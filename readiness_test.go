@@ -70,7 +70,7 @@ func TestReadinessNeverShiftsRounds(t *testing.T) {
 	}{
 		{"honours its context", func(<-chan struct{}) func(context.Context, int) []fstaid.Problem {
 			return func(ctx context.Context, _ int) []fstaid.Problem { <-ctx.Done(); return nil }
-		}, secs(0, 2, 4)},
+		}, secs(0, 1, 2, 3, 4)}, // cut every time: it goes on in every gap
 		{"ignores its context", func(release <-chan struct{}) func(context.Context, int) []fstaid.Problem {
 			return func(ctx context.Context, _ int) []fstaid.Problem { <-release; return nil }
 		}, secs(0)}, // no second run while the first has not returned
@@ -114,7 +114,38 @@ func TestReadinessNeverShiftsRounds(t *testing.T) {
 	}
 }
 
-func TestReadinessCutByTheNextRoundIsUnverified(t *testing.T) {
+func TestReadinessGoesOnInTheNextGap(t *testing.T) {
+	// A part cut short by the next round runs again in the next gap; a
+	// part that finished is not run again; the run is published once
+	// every part is done.
+	synctest.Test(t, func(t *testing.T) {
+		fast := &readyScript{fn: readyAlways}
+		slow := &readyScript{fn: func(ctx context.Context, n int) []fstaid.Problem {
+			if n == 1 {
+				<-ctx.Done() // cut by the round at 1 s
+			}
+			return nil
+		}}
+		m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithInterval(time.Second),
+			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}),
+			fstaid.WithReadiness(time.Minute, fast, slow))
+		t0 := time.Now()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := runAsync(ctx, m)
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+		<-done
+		rd := m.Status().Readiness
+		if rd == nil || !rd.Ready || !rd.Checked.Equal(t0) || rd.Duration != time.Second {
+			t.Fatalf("readiness = %+v, want ready, checked at the start, done in the second gap (1 s)", rd)
+		}
+		if fast.runs() != 1 || slow.runs() != 2 {
+			t.Errorf("fast ran %d times, slow %d; want 1 and 2", fast.runs(), slow.runs())
+		}
+	})
+}
+
+func TestReadinessNotDoneWithinAnIntervalIsUnverified(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fast := &readyScript{fn: readyAlways}
 		slow := &readyScript{fn: func(ctx context.Context, _ int) []fstaid.Problem {
@@ -123,21 +154,23 @@ func TestReadinessCutByTheNextRoundIsUnverified(t *testing.T) {
 		}}
 		m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithInterval(time.Second),
 			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}),
-			fstaid.WithReadiness(time.Minute, fast, stringer{slow, "slow check"}))
+			fstaid.WithReadiness(10*time.Second, fast, stringer{slow, "slow check"}))
 		ctx, cancel := context.WithCancel(t.Context())
 		done := runAsync(ctx, m)
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(10500 * time.Millisecond)
 		cancel()
 		<-done
 		rd := m.Status().Readiness
 		if rd == nil || rd.Ready || len(rd.Problems) != 1 {
 			t.Fatalf("readiness = %+v, want one problem", rd)
 		}
-		if p := rd.Problems[0]; p.Kind != fstaid.ProblemUnverified || p.Resource != "slow check" || !strings.Contains(p.Message, "next round") {
-			t.Errorf("problem = %+v, want the slow check unverified (cut by the next round)", p)
+		if p := rd.Problems[0]; p.Kind != fstaid.ProblemUnverified || p.Resource != "slow check" || !strings.Contains(p.Message, "gaps between rounds") {
+			t.Errorf("problem = %+v, want the slow check unverified (cut by every round)", p)
 		}
-		if rd.Duration != time.Second {
-			t.Errorf("run took %v, want 1s (from the gap's start to the next round)", rd.Duration)
+		// The first run: 10 gaps (0 s to 9 s), published at 10 s; the
+		// next run began in the gap at 10 s.
+		if rd.Duration != 10*time.Second || slow.runs() != 11 || fast.runs() != 2 {
+			t.Errorf("run took %v, slow ran %d times, fast %d; want 10 s (one readiness interval), 10+1 gaps, 1+1", rd.Duration, slow.runs(), fast.runs())
 		}
 	})
 }
