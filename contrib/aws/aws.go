@@ -523,7 +523,9 @@ func call[In, Out any](ctx context.Context, r *run, op, resource string, fn func
 	r.report.Calls = append(r.report.Calls, c)
 	r.mu.Unlock()
 	if f := r.b.onReadyCall; f != nil && ctx.Value(readinessKey{}) != nil {
-		f(op)
+		for range attempts {
+			f(op)
+		}
 	}
 	return out, err
 }

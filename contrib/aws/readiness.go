@@ -60,9 +60,9 @@ func (f *Fence) Ready(ctx context.Context) []fstaid.Problem {
 // its calls (WithReadinessCalls).
 type readinessKey struct{}
 
-// WithReadinessCalls calls f with the operation of every EC2 call a
-// readiness run (Ready) makes, once per call, retries not counted: the
-// cost of readiness, which fstaidd counts in
+// WithReadinessCalls calls f with the operation of every EC2 request a
+// readiness run (Ready) sends, retries included (what EC2's rate limits
+// count): the cost of readiness, which fstaidd counts in
 // fstaid_readiness_aws_calls_total. f must be safe for concurrent use.
 func WithReadinessCalls(f func(operation string)) Option {
 	return func(b *base) { b.onReadyCall = f }

@@ -26,8 +26,8 @@ const awsValidateTimeout = 20 * time.Second
 // error (exit 78); what may change before a failover (a stopped standby,
 // a device index in use, a route not yet created, an EC2 call that
 // failed) is logged as a warning.
-func (c *Config) awsHandlers(ctx context.Context, logger *slog.Logger) ([]awsx.Handler, error) {
-	hs, err := c.buildAWSHandlers(ctx, logger)
+func (c *Config) awsHandlers(ctx context.Context, logger *slog.Logger, opts ...awsx.Option) ([]awsx.Handler, error) {
+	hs, err := c.buildAWSHandlers(ctx, logger, opts...)
 	if err != nil || len(hs) == 0 {
 		return hs, err
 	}
@@ -53,7 +53,7 @@ func (c *Config) awsHandlers(ctx context.Context, logger *slog.Logger) ([]awsx.H
 // (credentials and region from the SDK's default chain, or [aws]
 // region), as one set (aws.Config.Handlers: one fence step first when
 // any handler fences).
-func (c *Config) buildAWSHandlers(ctx context.Context, logger *slog.Logger) ([]awsx.Handler, error) {
+func (c *Config) buildAWSHandlers(ctx context.Context, logger *slog.Logger, opts ...awsx.Option) ([]awsx.Handler, error) {
 	if c.AWS == nil || len(c.AWS.ElasticIP)+len(c.AWS.ENI)+len(c.AWS.SecondaryIP)+len(c.AWS.RouteTable) == 0 {
 		return nil, nil
 	}
@@ -61,7 +61,7 @@ func (c *Config) buildAWSHandlers(ctx context.Context, logger *slog.Logger) ([]a
 	if err != nil {
 		return nil, fmt.Errorf("%w: [aws]: %w", errConfig, err)
 	}
-	hs, err := c.AWS.Handlers(client, awsx.WithLogger(logger))
+	hs, err := c.AWS.Handlers(client, append([]awsx.Option{awsx.WithLogger(logger)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}

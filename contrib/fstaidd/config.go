@@ -72,6 +72,9 @@ type Global struct {
 	Listen string
 	// Journal forces logging to journald.
 	Journal bool
+	// ReadinessInterval is how often the failover path is re-verified
+	// while armed (fstaid.WithReadiness); 0: never. Default 5 minutes.
+	ReadinessInterval time.Duration
 }
 
 // CommandSection is a command with a timeout: [handler].
@@ -211,6 +214,7 @@ func (g *Global) setDefaults() {
 	g.Target = fstaid.DefaultTarget
 	g.Mode = "debug"
 	g.StartupCheck = "wait"
+	g.ReadinessInterval = defaultReadinessInterval
 	// The service's state directory, not /tmp: a lost lock re-arms.
 	g.LockDir = "/var/lib/fstaidd"
 	if sd := os.Getenv("STATE_DIRECTORY"); sd != "" {
@@ -269,6 +273,7 @@ func (g *Global) decode(t *config.Table) {
 		g.Listen = s
 	}
 	g.Journal, _ = t.Bool("journal")
+	g.decodeReadiness(t)
 	t.Done()
 }
 
@@ -285,6 +290,7 @@ func (g *Global) options() []fstaid.Option {
 		fstaid.WithAttemptInterval(g.AttemptInterval),
 		fstaid.WithContinueIfSelfCheckFailed(g.ContinueIfSelfCheckFailed),
 		fstaid.WithStartupCheck(startup),
+		fstaid.WithReadiness(g.ReadinessInterval),
 	}
 }
 
@@ -544,7 +550,10 @@ func isLoopback(addr string) bool {
 // Options turns the config into Monitor options (without the lock,
 // logger and observers, which the daemon adds). The AWS handlers, if
 // any, come first, so that a notification script sees the new state.
-func (c *Config) Options(ctx context.Context, logger *slog.Logger) ([]fstaid.Option, error) {
+//
+// awsOpts are added to every AWS handler's options (the daemon's
+// readiness call counter).
+func (c *Config) Options(ctx context.Context, logger *slog.Logger, awsOpts ...awsx.Option) ([]fstaid.Option, error) {
 	opts := c.Global.options()
 	debug := c.Global.Mode == "debug"
 	for _, s := range []*CheckSection{c.Primary, c.Secondary, c.Self} {
@@ -557,7 +566,7 @@ func (c *Config) Options(ctx context.Context, logger *slog.Logger) ([]fstaid.Opt
 		}
 		opts = append(opts, s.with(check, s.Timeout))
 	}
-	hs, err := c.awsHandlers(ctx, logger)
+	hs, err := c.awsHandlers(ctx, logger, awsOpts...)
 	if err != nil {
 		return nil, err
 	}

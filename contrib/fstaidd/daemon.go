@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fstaid/fstaid"
+	awsx "github.com/fstaid/fstaid/contrib/aws"
 	"github.com/fstaid/fstaid/contrib/etcd"
 	"github.com/fstaid/fstaid/systemd"
 )
@@ -190,7 +191,9 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 	notifier := systemd.NewNotifier()
 	met := newMetrics()
 	st := &statusLine{n: notifier, target: cfg.Global.Target}
-	opts, err := cfg.Options(ctx, logger)
+	// Readiness runs count their EC2 requests (readiness.go).
+	awsOpts := []awsx.Option{awsx.WithReadinessCalls(met.readiness.awsCall)}
+	opts, err := cfg.Options(ctx, logger, awsOpts...)
 	if err != nil {
 		return configError(err)
 	}
@@ -227,7 +230,8 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 	if err != nil {
 		return configError(err)
 	}
-	reloads.attach(m, notes, store, notifier, st)
+	reloads.attach(m, notes, store, notifier, st, awsOpts...)
+	met.readiness.watch(m)
 
 	listeners := s.failLs
 	if len(listeners) == 0 {
@@ -367,8 +371,11 @@ type statusLine struct {
 	// mu orders observe with setReload, which the reloader calls.
 	mu sync.Mutex
 	// base is the line the last notice made; reload is appended to it
-	// while the last reload failed (setReload).
-	base, reload string
+	// while the last reload failed (setReload), notReady while the last
+	// readiness run found problems (notReadyLine) and the monitor is
+	// armed or unarmed (watching: what readiness is about).
+	base, reload, notReady string
+	watching               bool
 }
 
 // observe is a fstaid.WithObserver function (never called concurrently).
@@ -378,6 +385,10 @@ func (s *statusLine) observe(n fstaid.Notice) {
 	switch {
 	case n.Kind == fstaid.NoticeCheck:
 		return // a round's end speaks for its checks
+	case n.Kind == fstaid.NoticeReadiness:
+		s.notReady = notReadyLine(n.Readiness)
+		s.send()
+		return
 	case n.Kind == fstaid.NoticeLockUnavailable && n.Err != nil:
 		s.blocked = n.Err.Error()
 	case n.Kind == fstaid.NoticeRound && n.Round != nil && n.Round.Verdict == fstaid.VerdictHealthy,
@@ -411,6 +422,7 @@ func (s *statusLine) observe(n fstaid.Notice) {
 		line += "; last attempt blocked: " + s.blocked
 	}
 	s.base = line
+	s.watching = n.State == fstaid.StateArmed || n.State == fstaid.StateUnarmed
 	s.send()
 }
 
@@ -427,6 +439,9 @@ func (s *statusLine) setReload(why string) {
 // send sends the line when it changed; mu is held.
 func (s *statusLine) send() {
 	line := s.base
+	if s.notReady != "" && s.watching {
+		line += "; " + s.notReady
+	}
 	if s.reload != "" {
 		line += "; " + s.reload
 	}

@@ -16,6 +16,8 @@ type metrics struct {
 	state     *prometheus.GaugeVec
 	failovers *prometheus.CounterVec
 	lockErrs  prometheus.Counter
+	// readiness exports the last readiness run (readiness.go).
+	readiness *readinessMetrics
 }
 
 var states = []fstaid.State{
@@ -45,8 +47,9 @@ func newMetrics() *metrics {
 		lockErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fstaid_lock_unavailable_total", Help: "Failovers not run because the lock could not be taken (fail closed).",
 		}),
+		readiness: newReadinessMetrics(),
 	}
-	m.reg.MustRegister(m.rounds, m.checks, m.latency, m.state, m.failovers, m.lockErrs,
+	m.reg.MustRegister(m.rounds, m.checks, m.latency, m.state, m.failovers, m.lockErrs, m.readiness,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.setState(fstaid.StateNew)
 	return m

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fstaid/fstaid"
+	awsx "github.com/fstaid/fstaid/contrib/aws"
 	"github.com/fstaid/fstaid/contrib/etcd"
 	"github.com/fstaid/fstaid/systemd"
 )
@@ -43,6 +44,7 @@ type reloader struct {
 	store    *etcd.Store
 	notifier *systemd.Notifier
 	status   *statusLine
+	awsOpts  []awsx.Option // for the AWS handlers a reload builds
 	last     reloadStatus
 }
 
@@ -59,11 +61,12 @@ func newReloader(path string, cfg *Config, logger *slog.Logger, logFile *reopenF
 }
 
 // attach hands the reloader the running daemon's parts: reloads before
-// it only reopen the log file.
-func (r *reloader) attach(m *fstaid.Monitor, notes *fstaid.Notifications, store *etcd.Store, n *systemd.Notifier, st *statusLine) {
+// it only reopen the log file. awsOpts are given to the AWS handlers a
+// reload builds, as Config.Options takes them.
+func (r *reloader) attach(m *fstaid.Monitor, notes *fstaid.Notifications, store *etcd.Store, n *systemd.Notifier, st *statusLine, awsOpts ...awsx.Option) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.monitor, r.notes, r.store, r.notifier, r.status = m, notes, store, n, st
+	r.monitor, r.notes, r.store, r.notifier, r.status, r.awsOpts = m, notes, store, n, st, awsOpts
 }
 
 // config returns the running configuration.
@@ -141,12 +144,12 @@ func (r *reloader) apply(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", errReload, err)
 	}
 	r.mu.Lock()
-	cur, m, notes, store := r.cfg, r.monitor, r.notes, r.store
+	cur, m, notes, store, awsOpts := r.cfg, r.monitor, r.notes, r.store, r.awsOpts
 	r.mu.Unlock()
 	if keys := fixedKeys(cur, next); len(keys) > 0 {
 		return fmt.Errorf("%w: these keys cannot change without a restart (systemctl restart): %s", errReload, strings.Join(keys, ", "))
 	}
-	opts, err := next.Options(ctx, r.logger)
+	opts, err := next.Options(ctx, r.logger, awsOpts...)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errReload, err)
 	}

@@ -227,12 +227,22 @@ type statusResponse struct {
 	// Reload is the last reload (SIGHUP): when, and why it changed
 	// nothing if it failed. Absent before the first.
 	Reload *reloadStatus `json:"reload,omitempty"`
+	// Readiness is ready, not-ready or unknown (no run finished yet),
+	// absent with readiness_interval = 0; it shadows Status.Readiness,
+	// whose problems and time follow as their own fields.
+	Readiness         string           `json:"readiness,omitempty"`
+	ReadinessProblems []fstaid.Problem `json:"readiness_problems,omitempty"`
+	ReadinessChecked  time.Time        `json:"readiness_checked,omitzero"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	st := a.monitor.Status()
 	resp := statusResponse{Status: st, Armed: st.State == fstaid.StateArmed, Lock: a.lock, PID: os.Getpid(), Version: version(),
 		Reload: a.reloads.lastReload()}
+	resp.Readiness = readinessState(a.readinessOn(), st.Readiness)
+	if r := st.Readiness; r != nil {
+		resp.ReadinessProblems, resp.ReadinessChecked = r.Problems, r.Checked
+	}
 	if a.etcd != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		es, err := a.etcd.Status(ctx)
