@@ -98,7 +98,9 @@ func TestReadyNamesActionAndResource(t *testing.T) {
 			fstaid.Problem{Kind: fstaid.ProblemResource, Resource: "i-standby", Message: "standby instance i-standby is stopped, not running"}},
 		{"allocation released", 0, false,
 			func(f *ec2fake.Server) { f.ReleaseAddress("eipalloc-1") },
-			func(f *ec2fake.Server) { f.AddAddress(ec2fake.Address{AllocationID: "eipalloc-1", PublicIP: "203.0.113.10"}) },
+			func(f *ec2fake.Server) {
+				f.AddAddress(ec2fake.Address{AllocationID: "eipalloc-1", PublicIP: "203.0.113.10"})
+			},
 			fstaid.Problem{Kind: fstaid.ProblemResource, Resource: "eipalloc-1", Action: "DescribeAddresses", Message: "not found in region us-east-1"}},
 		{"route deleted", 3, false,
 			func(f *ec2fake.Server) { f.DeleteRoute("rtb-2", "10.0.255.10/32") },
