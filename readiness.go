@@ -208,10 +208,15 @@ func (r *readiness) validate(bad func(string, ...any)) {
 }
 
 // initReadiness lists the parts a run checks; New calls it once the
-// options are valid.
+// options are valid, and Reconfigure with the new ones.
 func (m *Monitor) initReadiness() {
 	r := &m.ready
 	if r.interval <= 0 {
+		// Off (also after Reconfigure): no result, rather than an old
+		// one that nothing renews.
+		r.mu.Lock()
+		r.last = nil
+		r.mu.Unlock()
 		return
 	}
 	r.parts = append(r.parts, readinessPart{"lock " + m.lockName(), ReadinessFunc(m.lockReady)})

@@ -479,3 +479,37 @@ func TestReadinessTransitionsNotify(t *testing.T) {
 		}
 	})
 }
+
+// Reconfigure may turn readiness on, with other checks, or off: off,
+// Status has no readiness (not the last result, which nothing renews).
+func TestReconfigureReadinessOnAndOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lock := &memLock{}
+		base := []fstaid.Option{fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithInterval(time.Second),
+			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(lock)}
+		gone := fstaid.Problem{Kind: fstaid.ProblemResource, Resource: "i-standby", Message: "stopped"}
+		m := newMonitor(t, base...)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := runAsync(ctx, m)
+		defer func() { cancel(); <-done }()
+		time.Sleep(1500 * time.Millisecond)
+		if rd := m.Status().Readiness; rd != nil {
+			t.Fatalf("readiness %+v before it is on", rd)
+		}
+		rs := &readyScript{fn: func(context.Context, int) []fstaid.Problem { return []fstaid.Problem{gone} }}
+		if err := m.Reconfigure(t.Context(), append(base, fstaid.WithReadiness(10*time.Second, rs))...); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if rd := m.Status().Readiness; rd == nil || rd.Ready || len(rd.Problems) != 1 || rd.Problems[0] != gone {
+			t.Fatalf("readiness %+v after turning it on, want the stopped standby", rd)
+		}
+		if err := m.Reconfigure(t.Context(), base...); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(15 * time.Second)
+		if rd := m.Status().Readiness; rd != nil || rs.runs() != 1 {
+			t.Errorf("readiness %+v after %d runs, once turned off; want none, and no more runs", rd, rs.runs())
+		}
+	})
+}
