@@ -240,9 +240,9 @@ func (m *Monitor) initReadiness() {
 }
 
 // lockReady is the lock's part of a run: the start-up pre-flight
-// (Preflight, read as checkLock reads it), each failure a ProblemLock. Its warnings (a lock that would not survive a
-// reboot) were logged at start-up; they do not stop a failover, so they
-// are not problems here.
+// (Preflight, read as checkLock reads it), each failure a ProblemLock.
+// Not persistent (a lock that would not survive a reboot) was a warning
+// at start-up; it does not stop a failover, so it is no problem here.
 func (m *Monitor) lockReady(ctx context.Context) []Problem {
 	ctx, cancel := context.WithTimeout(ctx, m.lockTimeout)
 	defer cancel()
@@ -259,7 +259,7 @@ func (m *Monitor) lockReady(ctx context.Context) []Problem {
 	}
 	for _, p := range []LockProperty{LockWritable, LockDurable} {
 		if err := problems[p]; err != nil {
-			add(fmt.Errorf("not writable: %w", err))
+			add(fmt.Errorf("not %s: %w", p, err))
 		}
 	}
 	return ps
