@@ -13,8 +13,8 @@
 #      accepts the example config, as root and as the user fstaidd (run
 #      in an empty network namespace: nothing leaves the machine); the
 #      example handlers; `systemd-analyze verify` on the installed units
-#      (an instance of each template too) with the example
-#      root-handlers.conf drop-in;
+#      (an instance of each template too) with the example drop-ins
+#      root-handlers.conf and onfailure.conf;
 #   4. the maintainer scripts: with systemd not running they skip it; with
 #      systemd "running" (a /run/systemd/system directory in the root and
 #      systemctl and deb-systemd-invoke replaced by loggers), install and
@@ -88,6 +88,7 @@ drwxr-xr-x root/root ./lib/systemd/
 drwxr-xr-x root/root ./lib/systemd/system/
 -rw-r--r-- root/root ./lib/systemd/system/fstaidd-fail.socket
 -rw-r--r-- root/root ./lib/systemd/system/fstaidd-fail@.socket
+-rw-r--r-- root/root ./lib/systemd/system/fstaidd-onfailure@.service
 -rw-r--r-- root/root ./lib/systemd/system/fstaidd.service
 -rw-r--r-- root/root ./lib/systemd/system/fstaidd@.service
 drwxr-xr-x root/root ./usr/
@@ -106,6 +107,7 @@ drwxr-xr-x root/root ./usr/share/fstaidd/
 drwxr-xr-x root/root ./usr/share/fstaidd/examples/
 -rwxr-xr-x root/root ./usr/share/fstaidd/examples/aws-elastic-ip.sh
 -rwxr-xr-x root/root ./usr/share/fstaidd/examples/handler.sh
+-rw-r--r-- root/root ./usr/share/fstaidd/examples/onfailure.conf
 -rw-r--r-- root/root ./usr/share/fstaidd/examples/root-handlers.conf
 drwxr-xr-x root/root ./usr/share/lintian/
 drwxr-xr-x root/root ./usr/share/lintian/overrides/
@@ -244,12 +246,14 @@ expected_files='/usr/bin/fstaidd 755 root:root
 /lib/systemd/system/fstaidd-fail.socket 644 root:root
 /lib/systemd/system/fstaidd@.service 644 root:root
 /lib/systemd/system/fstaidd-fail@.socket 644 root:root
+/lib/systemd/system/fstaidd-onfailure@.service 644 root:root
 /etc/fstaidd 755 root:root
 /etc/fstaidd/fstaidd.toml 640 root:fstaidd
 /usr/lib/sysusers.d/fstaidd.conf 644 root:root
 /usr/share/fstaidd/examples/handler.sh 755 root:root
 /usr/share/fstaidd/examples/aws-elastic-ip.sh 755 root:root
 /usr/share/fstaidd/examples/root-handlers.conf 644 root:root
+/usr/share/fstaidd/examples/onfailure.conf 644 root:root
 /var/lib/fstaidd 755 root:root
 /usr/share/doc/fstaidd/copyright 644 root:root
 /usr/share/doc/fstaidd/changelog.Debian.gz 644 root:root
@@ -336,18 +340,25 @@ sed "s|^ExecStart=/usr/bin/fstaidd |ExecStart=$root/usr/bin/fstaidd |" \
 grep -q "^ExecStart=$root/usr/bin/fstaidd " "$units/fstaidd@.service" ||
 	fail "fstaidd@.service: no ExecStart=/usr/bin/fstaidd line"
 cp "$root/lib/systemd/system/fstaidd-fail.socket" "$root/lib/systemd/system/fstaidd-fail@.socket" "$units/"
-# With the example drop-in for root handlers, as an operator installs it,
-# and instance db1's socket with its port, as its comment says.
+# verify insists that ExecStart= exists: the operator writes on-failure.
+sed "s|^ExecStart=/etc/fstaidd/on-failure |ExecStart=/bin/true |" \
+	"$root/lib/systemd/system/fstaidd-onfailure@.service" >"$units/fstaidd-onfailure@.service"
+grep -q "^ExecStart=/bin/true " "$units/fstaidd-onfailure@.service" ||
+	fail "fstaidd-onfailure@.service: no ExecStart=/etc/fstaidd/on-failure line"
+# With the example drop-ins for root handlers and OnFailure=, as an
+# operator installs them, and instance db1's socket with its port, as its
+# comment says.
 mkdir "$units/fstaidd.service.d" "$units/fstaidd@.service.d" "$units/fstaidd-fail@db1.socket.d"
-cp "$root/usr/share/fstaidd/examples/root-handlers.conf" "$units/fstaidd.service.d/"
-cp "$root/usr/share/fstaidd/examples/root-handlers.conf" "$units/fstaidd@.service.d/"
+cp "$root/usr/share/fstaidd/examples/root-handlers.conf" "$root/usr/share/fstaidd/examples/onfailure.conf" "$units/fstaidd.service.d/"
+cp "$root/usr/share/fstaidd/examples/root-handlers.conf" "$root/usr/share/fstaidd/examples/onfailure.conf" "$units/fstaidd@.service.d/"
 printf '[Socket]\nListenStream=127.0.0.1:8081\n' >"$units/fstaidd-fail@db1.socket.d/listen.conf"
 unitsload=/run/systemd/systemd-units-load
 had_unitsload=false
 [ ! -e "$unitsload" ] || had_unitsload=true
 set +e
 verify_err=$(systemd-analyze verify "$units/fstaidd.service" "$units/fstaidd-fail.socket" \
-	"$units/fstaidd@db1.service" "$units/fstaidd-fail@db1.socket" 2>&1 >/dev/null)
+	"$units/fstaidd@db1.service" "$units/fstaidd-fail@db1.socket" \
+	"$units/fstaidd-onfailure@fstaidd.service" "$units/fstaidd-onfailure@fstaidd@db1.service" 2>&1 >/dev/null)
 rc=$?
 set -e
 $had_unitsload || rm -f "$unitsload"

@@ -46,13 +46,66 @@ type systemd struct {
 	gid    int
 }
 
+// sdUnits is what bootSystemdWith installs in /run/systemd/system: shipped
+// files (paths relative to unitsDir, drop-ins included, each copied to the
+// same relative path) and test-only files (relative path → content). With
+// etcFstaidd, systemd's /etc is an overlay of the machine's (writes land in
+// the work directory) with the work directory's etc-fstaidd bound onto
+// /etc/fstaidd, so that the shipped paths /etc/fstaidd/... work unchanged.
+type sdUnits struct {
+	shipped    []string
+	files      map[string]string
+	etcFstaidd bool
+}
+
+// noDefaultDeps is the test-only drop-in every shipped unit gets. They
+// keep default dependencies, which make them Require sysinit.target (and
+// a service come after basic.target). In this namespace /etc is the
+// machine's own, so sysinit.target would start the machine's enabled
+// sysinit services: systemd-tmpfiles would clean the machine's /tmp,
+// systemd-sysctl would apply its sysctls to the shared kernel.
+const noDefaultDeps = "# Test-only: see systemd_test.go — default dependencies would pull in\n" +
+	"# sysinit.target, which must never start inside the test namespace.\n" +
+	"[Unit]\nDefaultDependencies=no\n"
+
+// plainUnits are the shipped fstaidd.service and fstaidd-fail.socket with
+// the drop-ins TestSystemd needs. Sockets= makes the service want the
+// socket, so the socket needs noDefaultDeps as much as the service does.
+func plainUnits() sdUnits {
+	return sdUnits{
+		shipped: []string{"fstaidd.service", "fstaidd-fail.socket"},
+		files: map[string]string{
+			"fstaidd-fail.socket.d/e2e.conf": noDefaultDeps,
+			"fstaidd.service.d/e2e.conf": noDefaultDeps + `
+[Service]
+ExecStart=
+ExecStart=` + sdWork + `/bin/fstaidd -config ` + sdWork + `/fstaidd.toml
+# Test-only: 30s would make the watchdog scenario take minutes; fstaidd
+# pings every second.
+WatchdogSec=2s
+# Test-only: the handler records its calls for the test to read, as a
+# handler that writes outside the state directory must be allowed to
+# (ProtectSystem=strict makes everything else read-only). Nothing else of
+# the shipped hardening is relaxed.
+ReadWritePaths=` + sdWork + `/calls
+`,
+		},
+	}
+}
+
 // bootSystemd boots systemd into a minimal target that wants only
 // journald, with the shipped fstaidd.service and fstaidd-fail.socket and
 // the test's drop-ins. See TESTBED.md, "A real systemd as PID 1".
 func bootSystemd(t *testing.T) *systemd {
 	t.Helper()
+	return bootSystemdWith(t, plainUnits())
+}
+
+// bootSystemdWith boots systemd as bootSystemd does, with units.
+func bootSystemdWith(t *testing.T, units sdUnits) *systemd {
+	t.Helper()
 	needHarness(t)
-	for _, u := range []string{"fstaidd.service", "fstaidd-fail.socket"} {
+	for _, u := range units.shipped {
 		if _, err := os.Stat(filepath.Join(unitsDir, u)); err != nil {
 			t.Fatalf("the shipped unit %s is missing: %v", u, err)
 		}
@@ -71,7 +124,7 @@ func bootSystemd(t *testing.T) *systemd {
 	if err := os.Chmod(sd.work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"bin", "units/fstaidd.service.d", "units/fstaidd-fail.socket.d", "etc"} {
+	for _, d := range []string{"bin", "units", "etc", "etc-upper", "etc-overlay-work", "etc-fstaidd"} {
 		if err := os.MkdirAll(filepath.Join(sd.work, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -79,8 +132,13 @@ func bootSystemd(t *testing.T) *systemd {
 	sd.uid, sd.gid = sd.writeUserDB()
 	sd.mkCallsDir()
 	copyFile(t, fstaiddBin, filepath.Join(sd.work, "bin/fstaidd"), 0o755)
-	for _, u := range []string{"fstaidd.service", "fstaidd-fail.socket"} {
+	for _, u := range units.shipped {
+		os.MkdirAll(filepath.Dir(filepath.Join(sd.work, "units", u)), 0o755)
 		copyFile(t, filepath.Join(unitsDir, u), filepath.Join(sd.work, "units", u), 0o644)
+	}
+	for name, content := range units.files {
+		os.MkdirAll(filepath.Dir(filepath.Join(sd.work, "units", name)), 0o755)
+		writeFile(t, filepath.Join(sd.work, "units", name), content)
 	}
 	writeFile(t, filepath.Join(sd.work, "units/fstaid-e2e.target"), `[Unit]
 Description=fstaid e2e: journald only
@@ -89,40 +147,27 @@ Description=fstaid e2e: journald only
 DefaultDependencies=no
 Wants=systemd-journald.socket systemd-journald.service
 `)
-	// Test-only drop-ins. Both shipped units keep default dependencies,
-	// which make them Require sysinit.target (and the service come after
-	// basic.target). In this namespace /etc is the machine's own, so
-	// sysinit.target would start the machine's enabled sysinit services:
-	// systemd-tmpfiles would clean the machine's /tmp, systemd-sysctl
-	// would apply its sysctls to the shared kernel. Sockets= makes the
-	// service want the socket, so the socket needs it as much as the
-	// service does.
-	const noDefaultDeps = "# Test-only: see systemd_test.go — default dependencies would pull in\n" +
-		"# sysinit.target, which must never start inside the test namespace.\n" +
-		"[Unit]\nDefaultDependencies=no\n"
-	writeFile(t, filepath.Join(sd.work, "units/fstaidd-fail.socket.d/e2e.conf"), noDefaultDeps)
-	writeFile(t, filepath.Join(sd.work, "units/fstaidd.service.d/e2e.conf"), noDefaultDeps+`
-[Service]
-ExecStart=
-ExecStart=`+sdWork+`/bin/fstaidd -config `+sdWork+`/fstaidd.toml
-# Test-only: 30s would make the watchdog scenario take minutes; fstaidd
-# pings every second.
-WatchdogSec=2s
-# Test-only: the handler records its calls for the test to read, as a
-# handler that writes outside the state directory must be allowed to
-# (ProtectSystem=strict makes everything else read-only). Nothing else of
-# the shipped hardening is relaxed.
-ReadWritePaths=`+sdWork+`/calls
-`)
 	writeFile(t, filepath.Join(sd.work, "console.log"), "")
 	sd.writeHandler()
 
+	etcOverlay := ""
+	if units.etcFstaidd {
+		if b, _ := os.ReadFile("/proc/filesystems"); !strings.Contains(string(b), "\toverlay\n") {
+			cannotRunHere(t, "no overlay file system (/proc/filesystems): the test needs /etc/fstaidd without touching the machine's /etc")
+		}
+		// Writes to /etc (mkdir /etc/fstaidd) land in etc-upper, never on
+		// the machine's /etc; /etc/fstaidd is the work directory's.
+		etcOverlay = fmt.Sprintf(`mount -t overlay overlay -o lowerdir=/etc,upperdir=%[1]s/etc-upper,workdir=%[1]s/etc-overlay-work /etc
+mkdir -p /etc/fstaidd
+mount --bind %[1]s/etc-fstaidd /etc/fstaidd`, sd.work)
+	}
 	inner := filepath.Join(sd.work, "inner.sh")
 	writeFile(t, inner, fmt.Sprintf(`#!/bin/sh
 # PID 1 of the new pid namespace: prepare the mounts, then become systemd.
 set -e
 W=%q
 mount --make-rprivate /
+%[3]s
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system /run/lock %[2]s
 mount --bind "$W" %[2]s
@@ -146,7 +191,7 @@ mount --bind %[2]s/console.log /dev/console
 ip link set lo up
 export container=fstaid-e2e
 exec /lib/systemd/systemd --system --unit=fstaid-e2e.target --log-target=journal
-`, sd.work, sdWork))
+`, sd.work, sdWork, etcOverlay))
 	if err := os.Chmod(inner, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +233,10 @@ exec /lib/systemd/systemd --system --unit=fstaid-e2e.target --log-target=journal
 			t.Fatalf("%s is %s inside the test systemd: it must never start", u, st)
 		}
 	}
-	for _, u := range []string{"fstaidd.service", "fstaidd-fail.socket"} {
+	for _, u := range units.shipped {
+		if strings.Contains(u, "/") || strings.Contains(u, "@.") {
+			continue // a drop-in, a template: the test checks its instances
+		}
 		if p := sd.show(u, "FragmentPath"); p != "/run/systemd/system/"+u {
 			t.Fatalf("%s is loaded from %q, not the shipped copy (a unit in /etc shadows it?)", u, p)
 		}
