@@ -107,6 +107,11 @@ drwxr-xr-x root/root ./usr/share/fstaidd/
 drwxr-xr-x root/root ./usr/share/fstaidd/examples/
 -rwxr-xr-x root/root ./usr/share/fstaidd/examples/aws-elastic-ip.sh
 -rwxr-xr-x root/root ./usr/share/fstaidd/examples/handler.sh
+drwxr-xr-x root/root ./usr/share/fstaidd/grafana/
+-rw-r--r-- root/root ./usr/share/fstaidd/grafana/fstaid.json
+drwxr-xr-x root/root ./usr/share/fstaidd/prometheus/
+-rw-r--r-- root/root ./usr/share/fstaidd/prometheus/fstaid.rules.test.yml
+-rw-r--r-- root/root ./usr/share/fstaidd/prometheus/fstaid.rules.yml
 -rw-r--r-- root/root ./usr/share/fstaidd/examples/onfailure.conf
 -rw-r--r-- root/root ./usr/share/fstaidd/examples/root-handlers.conf
 drwxr-xr-x root/root ./usr/share/lintian/
@@ -254,6 +259,9 @@ expected_files='/usr/bin/fstaidd 755 root:root
 /usr/share/fstaidd/examples/aws-elastic-ip.sh 755 root:root
 /usr/share/fstaidd/examples/root-handlers.conf 644 root:root
 /usr/share/fstaidd/examples/onfailure.conf 644 root:root
+/usr/share/fstaidd/prometheus/fstaid.rules.yml 644 root:root
+/usr/share/fstaidd/prometheus/fstaid.rules.test.yml 644 root:root
+/usr/share/fstaidd/grafana/fstaid.json 644 root:root
 /var/lib/fstaidd 755 root:root
 /usr/share/doc/fstaidd/copyright 644 root:root
 /usr/share/doc/fstaidd/changelog.Debian.gz 644 root:root
