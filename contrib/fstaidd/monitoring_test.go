@@ -31,8 +31,6 @@ const (
 var upcomingMetrics = map[string]bool{
 	"fstaid_build_info":                           true,
 	"fstaid_last_healthy_round_timestamp_seconds": true,
-	"fstaid_failover_ready":                       true,
-	"fstaid_readiness_problems":                   true,
 }
 
 // prometheusMetrics are made by Prometheus for every target, not by
