@@ -383,24 +383,33 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Option adjusts a handler.
-type Option func(*base)
+// An Option adjusts a handler. Only this package makes Options; the
+// constructors apply them in order.
+type Option interface {
+	apply(*base)
+}
+
+type optionFunc func(*base)
+
+func (f optionFunc) apply(b *base) { f(b) }
 
 // WithLogger sets the logger of a handler: it logs each run's Report at
 // the end of Handle (Info on success, Error on failure) and fencing and
 // waiting progress at Debug. Default: slog.Default(); nil discards.
 func WithLogger(l *slog.Logger) Option {
-	return func(b *base) {
+	return optionFunc(func(b *base) {
 		if l == nil {
 			l = slog.New(slog.DiscardHandler)
 		}
 		b.logger = l
-	}
+	})
 }
 
 // WithReportFunc calls f with each run's Report when Handle returns (the
-// daemon adds it to the failover record).
-func WithReportFunc(f func(*Report)) Option { return func(b *base) { b.onReport = f } }
+// daemon adds it to the failover record). Default: none; nil is none.
+func WithReportFunc(f func(*Report)) Option {
+	return optionFunc(func(b *base) { b.onReport = f })
+}
 
 // base is what every handler shares: the client, the logger, the last
 // report and the fencing step.
@@ -429,7 +438,7 @@ func (b *base) init(kind, name string, client *ec2.Client, fence FenceConfig, wa
 	b.kind, b.name, b.client, b.logger, b.poll = kind, name, client, slog.Default(), wait.PollInterval.or(DefaultPollInterval)
 	b.timeout = wait.Timeout.or(DefaultTimeout)
 	for _, o := range opts {
-		o(b)
+		o.apply(b)
 	}
 	b.reportLogger = b.logger
 	b.logger = b.logger.With("handler", kind, "name", name)

@@ -65,7 +65,7 @@ type readinessKey struct{}
 // count): the cost of readiness, which fstaidd counts in
 // fstaid_readiness_aws_calls_total. f must be safe for concurrent use.
 func WithReadinessCalls(f func(operation string)) Option {
-	return func(b *base) { b.onReadyCall = f }
+	return optionFunc(func(b *base) { b.onReadyCall = f })
 }
 
 // problems turns what DryRun or Validate returned into readiness
