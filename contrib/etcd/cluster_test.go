@@ -51,7 +51,7 @@ func TestClusterSurvivesOneMember(t *testing.T) {
 	if err := a.Lock().Update(ctx, done); err != nil {
 		t.Fatalf("Update with one member down: %v", err)
 	}
-	if err := b.Verdicts().Publish(ctx, true, ""); err != nil {
+	if err := b.Votes().Publish(ctx, true, ""); err != nil {
 		t.Fatalf("Publish with one member down: %v", err)
 	}
 

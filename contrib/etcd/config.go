@@ -32,10 +32,10 @@ import (
 //	ca_file = "/etc/fstaidd/etcd-ca.crt"  # CA for the servers (optional)
 //	monitor_id = "mon-a"       # default: the host name; unique per monitor
 //	holder_ttl = 10            # liveness lease of the lock holder (default 10)
-//	verdict_ttl = 20           # how long a verdict counts (default: 10, or
+//	verdict_ttl = 20           # how long a vote counts (default: 10, or
 //	                           # interval + the round's worst case if longer;
 //	                           # a shorter value is refused)
-//	quorum = 2                 # k: dead verdicts needed; 0 (default) = verdicts off
+//	quorum = 2                 # k: dead votes needed; 0 (default) = votes off
 //	on_unavailable = "fail-closed"  # or "local-lock" (see FallbackLock)
 //
 // By default, when etcd cannot be reached no failover happens (see Lock);
@@ -52,9 +52,9 @@ type Config struct {
 	CAFile      string        `toml:"ca_file"`
 	MonitorID   string        `toml:"monitor_id"`
 	HolderTTL   time.Duration `toml:"holder_ttl"`
-	VerdictTTL  time.Duration `toml:"verdict_ttl"`
-	// Quorum is k of k-of-n verdicts: 0 disables them; k >= 1 makes the
-	// daemon use Verdicts.Quorum(k) as the secondary check.
+	VoteTTL  time.Duration `toml:"verdict_ttl"`
+	// Quorum is k of k-of-n votes: 0 disables them; k >= 1 makes the
+	// daemon use Votes.Quorum(k) as the secondary check.
 	Quorum int `toml:"quorum"`
 	// OnUnavailable is what a failover does when etcd cannot be reached:
 	// OnUnavailableFailClosed (the default, also "") or
@@ -65,12 +65,12 @@ type Config struct {
 	// them from [global] interval and the checks' timeouts (the sum
 	// fstaid.Monitor.RoundBound makes) before Validate, so that a
 	// verdict_ttl that rounds outlast is refused and the default is
-	// derived (see WithRoundTiming, MinVerdictTTL). Zero: unknown.
+	// derived (see WithRoundTiming, MinVoteTTL). Zero: unknown.
 	Interval   time.Duration `toml:"-"`
 	RoundBound time.Duration `toml:"-"`
 	// Target and Digest are not keys either: the daemon sets them to the
 	// target's identity and a digest of what the monitors must agree on,
-	// for WithVerdictScope.
+	// for WithVoteScope.
 	Target string `toml:"-"`
 	Digest string `toml:"-"`
 }
@@ -122,15 +122,15 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"dial_timeout", c.DialTimeout}, {"holder_ttl", c.HolderTTL}, {"verdict_ttl", c.VerdictTTL}} {
+	}{{"dial_timeout", c.DialTimeout}, {"holder_ttl", c.HolderTTL}, {"verdict_ttl", c.VoteTTL}} {
 		if d.v < 0 || d.v > config.MaxDuration {
 			bad(d.key, "must be between 0 (default) and %v seconds, got %v", config.MaxDuration.Seconds(), d.v.Seconds())
 		}
 	}
-	if c.Interval > 0 && c.Quorum > 0 && c.VerdictTTL > 0 {
-		if floor := MinVerdictTTL(c.Interval, c.RoundBound); c.VerdictTTL < floor {
+	if c.Interval > 0 && c.Quorum > 0 && c.VoteTTL > 0 {
+		if floor := MinVoteTTL(c.Interval, c.RoundBound); c.VoteTTL < floor {
 			bad("verdict_ttl", "%v s is below [global] interval = %v s plus the round's worst case %v s (attempts × (timeout + attempt_interval) + secondary + 2 × self, plus a margin): it must be at least %v s, or leave verdict_ttl unset to derive it; monitors whose rounds are further apart than the TTL never see each other's dead verdict",
-				c.VerdictTTL.Seconds(), c.Interval.Seconds(), c.RoundBound.Seconds(), floor.Seconds())
+				c.VoteTTL.Seconds(), c.Interval.Seconds(), c.RoundBound.Seconds(), floor.Seconds())
 		}
 	}
 	if c.Password != "" && c.Username == "" {
@@ -227,7 +227,7 @@ func (c *Config) ClientConfig() (clientv3.Config, error) {
 }
 
 // Options returns the Store options the configuration sets: monitor ID,
-// TTLs (with a quorum and Interval set, the verdict TTL's floor and
+// TTLs (with a quorum and Interval set, the vote TTL's floor and
 // derived default: WithRoundTiming), the per-call timeout (dial_timeout),
 // and logger.
 func (c *Config) Options(logger *slog.Logger) []Option {
@@ -235,14 +235,14 @@ func (c *Config) Options(logger *slog.Logger) []Option {
 		WithTimeout(or(c.DialTimeout, DefaultDialTimeout)),
 		WithHolderTTL(or(c.HolderTTL, DefaultHolderTTL)),
 	}
-	if c.VerdictTTL != 0 {
-		opts = append(opts, WithVerdictTTL(c.VerdictTTL))
+	if c.VoteTTL != 0 {
+		opts = append(opts, WithVoteTTL(c.VoteTTL))
 	}
 	if c.Interval > 0 && c.Quorum > 0 {
 		opts = append(opts, WithRoundTiming(c.Interval, c.RoundBound))
 	}
 	if c.Target != "" || c.Digest != "" {
-		opts = append(opts, WithVerdictScope(c.Target, c.Digest))
+		opts = append(opts, WithVoteScope(c.Target, c.Digest))
 	}
 	if c.MonitorID != "" {
 		opts = append(opts, WithMonitorID(c.MonitorID))

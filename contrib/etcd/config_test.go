@@ -19,7 +19,7 @@ func TestConfigValidateNamesEveryKey(t *testing.T) {
 		Prefix:        "/",
 		DialTimeout:   -time.Second,
 		HolderTTL:     25 * time.Hour,
-		VerdictTTL:    -2 * time.Second,
+		VoteTTL:    -2 * time.Second,
 		Password:      "secret",
 		CertFile:      "/nonexistent/cert.pem",
 		MonitorID:     "a/b",
@@ -90,7 +90,7 @@ monitor_id = "mon-a"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DialTimeout != 2*time.Second || cfg.HolderTTL != 90*time.Second || cfg.VerdictTTL != 1500*time.Millisecond ||
+	if cfg.DialTimeout != 2*time.Second || cfg.HolderTTL != 90*time.Second || cfg.VoteTTL != 1500*time.Millisecond ||
 		cfg.Quorum != 2 || cfg.MonitorID != "mon-a" || cfg.Prefix != "/fstaid/db1" {
 		t.Fatalf("DecodeSection = %+v", cfg)
 	}
@@ -121,14 +121,14 @@ monitor_id = "mon-a"
 // its Close closes the client.
 func TestOpen(t *testing.T) {
 	srv := startEtcd(t)
-	cfg := &Config{Endpoints: endpoints(srv), Prefix: "/open/", DialTimeout: 2 * time.Second, MonitorID: "mon-a", HolderTTL: 3 * time.Second, VerdictTTL: 4 * time.Second}
+	cfg := &Config{Endpoints: endpoints(srv), Prefix: "/open/", DialTimeout: 2 * time.Second, MonitorID: "mon-a", HolderTTL: 3 * time.Second, VoteTTL: 4 * time.Second}
 	s, err := Open(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.Prefix() != "/open" || s.MonitorID() != "mon-a" || s.holderTTL != 3*time.Second || s.verdictTTL != 4*time.Second || s.timeout != 2*time.Second {
-		t.Fatalf("Open: prefix %q id %q ttls %v %v timeout %v", s.Prefix(), s.MonitorID(), s.holderTTL, s.verdictTTL, s.timeout)
+	if s.Prefix() != "/open" || s.MonitorID() != "mon-a" || s.holderTTL != 3*time.Second || s.voteTTL != 4*time.Second || s.timeout != 2*time.Second {
+		t.Fatalf("Open: prefix %q id %q ttls %v %v timeout %v", s.Prefix(), s.MonitorID(), s.holderTTL, s.voteTTL, s.timeout)
 	}
 	ctx := ctxTimeout(t, 10*time.Second)
 	if err := s.Lock().Probe(ctx); err != nil {

@@ -8,7 +8,7 @@
 //
 //	<prefix>/record              the failover record: JSON fstaid.Record, no lease
 //	<prefix>/holder              the record's holder (Holder), bound to the holder lease
-//	<prefix>/verdicts/<monitor>  each monitor's Verdict, bound to its verdict lease
+//	<prefix>/verdicts/<monitor>  each monitor's vote, bound to its vote lease
 //
 // # The lock
 //
@@ -18,12 +18,13 @@
 // no handler. The record never expires: a holder SIGKILLed mid-handler
 // leaves it in state failing-over, Status reports it Interrupted once the
 // holder lease is gone, and no monitor fails over again until a human
-// runs Store.Unlock (`fstaidd unlock`).
+// removes it with Lock.Remove (`fstaidd unlock`), which removes only the
+// record shown (fstaid.LockRemover).
 //
 // The lock is also a fstaid.LockWatcher: every running Monitor watches the
 // record key and stops with a *fstaid.LockedError as soon as any monitor
 // has created the record, including one whose own rounds never reach
-// Acquire (its dead verdict outvoted).
+// Acquire (its dead vote outvoted).
 //
 // # Losing etcd
 //
@@ -49,29 +50,30 @@
 // answer from etcd decides — at the price of one failover per monitor at
 // worst.
 //
-// # k-of-n verdicts
+// # k-of-n votes
 //
-// Optionally each monitor publishes its verdict on the target every round
-// (Verdicts.Observer), and the Quorum check, used as the secondary check,
+// (A vote is what fstaidd's docs and its verdict_ttl key call a verdict;
+// fstaid.Verdict is a round's outcome.) Optionally each monitor publishes its vote on the target every round
+// (Votes.Observer), and the Quorum check, used as the secondary check,
 // confirms the target dead only when k distinct monitors say so. See
-// Verdicts for the wiring. A verdict lives for the verdict TTL, which must
-// cover the time between two rounds' publications (MinVerdictTTL,
-// WithRoundTiming); only a successful write renews it. Verdicts carry the
-// target and a config digest (WithVerdictScope) and only matching ones
+// Votes for the wiring. A vote lives for the vote TTL, which must
+// cover the time between two rounds' publications (MinVoteTTL,
+// WithRoundTiming); only a successful write renews it. Votes carry the
+// target and a config digest (WithVoteScope) and only matching ones
 // count; a second live process under one monitor ID is found
-// (Verdicts.CheckUnique at start, Verdicts.Duplicate while running), and
+// (Votes.CheckUnique at start, Votes.Duplicate while running), and
 // Store.Status counts the live monitors against k. Quorum is also a
 // fstaid.ReadinessCheck: with fstaid.WithReadiness the Monitor finds out
 // between rounds when fewer than k distinct monitors are live (or the
-// verdicts cannot be read), before a dead target goes unconfirmed; the
+// votes cannot be read), before a dead target goes unconfirmed; the
 // lock needs no check of its own, since the Monitor's lock pre-flight
 // reads the record and probes the keys with the same credentials.
 //
 // # Lifecycle
 //
 // Open (from the daemon's [etcd] Config) or NewStore (from a client of your
-// own); build the Monitor with store.Lock() and, for verdicts,
-// store.Verdicts(); run it; after Run returns, Store.Close withdraws the
-// verdict, revokes the holder lease (the record stays) and closes the
+// own); build the Monitor with store.Lock() and, for votes,
+// store.Votes(); run it; after Run returns, Store.Close withdraws the
+// vote, revokes the holder lease (the record stays) and closes the
 // client Open made.
 package etcd

@@ -29,7 +29,7 @@ func Example() {
 	}
 	defer store.Close() // after Run: withdraws the verdict; the record stays
 
-	verdicts := store.Verdicts()
+	verdicts := store.Votes()
 	m, err := fstaid.New(
 		fstaid.WithPrimary(fstaid.TCP("db1:5432"), 3*time.Second),
 		fstaid.WithSecondary(verdicts.Quorum(cfg.Quorum), 5*time.Second),
@@ -62,8 +62,8 @@ func ExampleLock_Remove() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, v := range st.Verdicts {
-		log.Printf("%s: %s at %s", v.Monitor, v.Verdict, v.Time.Format(time.RFC3339))
+	for _, v := range st.Votes {
+		log.Printf("%s: %s at %s", v.Monitor, v.Value, v.Time.Format(time.RFC3339))
 	}
 	if st.Record == nil {
 		return

@@ -33,7 +33,7 @@ import (
 //     the creation failed — decides: a record means locked, a refusal
 //     means no failover this time.
 //
-// k-of-n verdicts live in etcd, so they cannot fall back; the daemon
+// k-of-n votes live in etcd, so they cannot fall back; the daemon
 // refuses on_unavailable = "local-lock" with a quorum.
 type FallbackLock struct {
 	shared *Lock

@@ -422,17 +422,17 @@ func TestProbeChecksPermissions(t *testing.T) {
 	if !errors.Is(err, fstaid.ErrLockUnavailable) || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("read-only Probe = %v, want permission denied (ErrLockUnavailable)", err)
 	}
-	if err := ro.Verdicts().Probe(ctx); !errors.Is(err, fstaid.ErrLockUnavailable) {
-		t.Fatalf("read-only Verdicts.Probe = %v, want ErrLockUnavailable", err)
+	if err := ro.Votes().Probe(ctx); !errors.Is(err, fstaid.ErrLockUnavailable) {
+		t.Fatalf("read-only Votes.Probe = %v, want ErrLockUnavailable", err)
 	}
 	if err := rw.Lock().Probe(ctx); err != nil {
 		t.Fatalf("read-write Probe: %v", err)
 	}
-	if err := rw.Verdicts().Probe(ctx); err != nil {
-		t.Fatalf("read-write Verdicts.Probe: %v", err)
+	if err := rw.Votes().Probe(ctx); err != nil {
+		t.Fatalf("read-write Votes.Probe: %v", err)
 	}
-	if vs, err := rw.Verdicts().List(ctx); err != nil || len(vs) != 0 {
-		t.Fatalf("Verdicts.Probe wrote something: %+v, %v", vs, err)
+	if vs, err := rw.Votes().List(ctx); err != nil || len(vs) != 0 {
+		t.Fatalf("Votes.Probe wrote something: %+v, %v", vs, err)
 	}
 	if rec, err := rw.Lock().Load(ctx); err != nil || rec != nil {
 		t.Fatalf("Probe wrote something: %+v, %v", rec, err)

@@ -52,7 +52,7 @@ func newMonitor(t *testing.T, sp monitorSpec) *fstaid.Monitor {
 		fstaid.WithStartupCheck(sp.startup),
 	}
 	if sp.quorum > 0 {
-		v := sp.store.Verdicts()
+		v := sp.store.Votes()
 		opts = append(opts,
 			fstaid.WithSecondary(v.Quorum(sp.quorum), 2*time.Second),
 			fstaid.WithObserver(v.Observer()))
@@ -123,7 +123,7 @@ func TestQuorumMonitors(t *testing.T) {
 	var ms []*fstaid.Monitor
 	var stores []*Store
 	for i := range 3 {
-		s := newStore(t, "/k2", fmt.Sprintf("mon%d", i), endpoints(srv), WithVerdictTTL(2*time.Second))
+		s := newStore(t, "/k2", fmt.Sprintf("mon%d", i), endpoints(srv), WithVoteTTL(2*time.Second))
 		stores = append(stores, s)
 		ms = append(ms, newMonitor(t, monitorSpec{store: s, view: views[i], quorum: 2, handled: &handled}))
 	}
@@ -147,7 +147,7 @@ func TestQuorumMonitors(t *testing.T) {
 	if n := handled.Load(); n != 0 || ms[0].Status().State != fstaid.StateArmed {
 		t.Fatalf("handler ran %d times (mon0 %s) after ten rounds with only one dead verdict of k=2", n, ms[0].Status().State)
 	}
-	vs, err := stores[1].Verdicts().List(ctx)
+	vs, err := stores[1].Votes().List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestQuorumOutOfPhaseDerivedTTL(t *testing.T) {
 			return nil, nil, err
 		}
 		t.Cleanup(func() { s.Close() })
-		v := s.Verdicts()
+		v := s.Votes()
 		m, err := fstaid.New(fstaid.WithPrimary(down.check(), time.Second), fstaid.WithMaxAttempts(1),
 			fstaid.WithSecondary(v.Quorum(2), 2*time.Second), fstaid.WithObserver(v.Observer()),
 			fstaid.WithInterval(interval), fstaid.WithLock(s.Lock()), fstaid.WithLogger(nil),
@@ -226,7 +226,7 @@ func TestQuorumOutOfPhaseDerivedTTL(t *testing.T) {
 		}
 		return s, m, nil
 	}
-	if _, _, err := build("short", WithVerdictTTL(time.Second)); err == nil || !strings.Contains(err.Error(), "verdict TTL 1s is below interval 4s") {
+	if _, _, err := build("short", WithVoteTTL(time.Second)); err == nil || !strings.Contains(err.Error(), "verdict TTL 1s is below interval 4s") {
 		t.Fatalf("NewStore with a 1s verdict TTL and 4s rounds = %v, want it refused", err)
 	}
 	a, ma, err := build("a")
@@ -237,8 +237,8 @@ func TestQuorumOutOfPhaseDerivedTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.VerdictTTL() < MinVerdictTTL(interval, ma.RoundBound()) {
-		t.Fatalf("derived verdict TTL %v < interval %v + round bound %v", a.VerdictTTL(), interval, ma.RoundBound())
+	if a.VoteTTL() < MinVoteTTL(interval, ma.RoundBound()) {
+		t.Fatalf("derived verdict TTL %v < interval %v + round bound %v", a.VoteTTL(), interval, ma.RoundBound())
 	}
 	ctx := ctxTimeout(t, 40*time.Second)
 	errs := make(chan error, 2)

@@ -16,20 +16,20 @@ import (
 var _ fstaid.ReadinessCheck = (*Quorum)(nil)
 
 // Ready reports whether a dead target could still be confirmed: the
-// number of distinct monitors with a fresh verdict about this target and
+// number of distinct monitors with a fresh vote about this target and
 // configuration, this one included, must reach K (a fstaid.ProblemQuorum
 // otherwise), another live process must not share this monitor's ID, and
-// the verdicts must be readable (a fstaid.ProblemStore otherwise). The
+// the votes must be readable (a fstaid.ProblemStore otherwise). The
 // Monitor calls it in its readiness runs (fstaid.WithReadiness), being
 // the secondary check.
 func (q *Quorum) Ready(ctx context.Context) []fstaid.Problem {
-	dir := q.v.s.verdictDir()
+	dir := q.v.s.voteDir()
 	live, mismatched, err := q.v.Live(ctx)
 	if err != nil {
 		return []fstaid.Problem{{Kind: fstaid.ProblemStore, Resource: dir, Message: err.Error()}}
 	}
 	var ps []fstaid.Problem
-	// This monitor counts once it publishes, whether or not its verdict
+	// This monitor counts once it publishes, whether or not its vote
 	// is fresh right now.
 	if !slices.Contains(live, q.v.s.id) {
 		live = append(live, q.v.s.id)
@@ -43,7 +43,7 @@ func (q *Quorum) Ready(ctx context.Context) []fstaid.Problem {
 		ps = append(ps, fstaid.Problem{Kind: fstaid.ProblemQuorum, Resource: dir, Message: msg})
 	}
 	if err := q.v.Duplicate(); err != nil {
-		ps = append(ps, fstaid.Problem{Kind: fstaid.ProblemQuorum, Resource: q.v.s.verdictKey(), Message: err.Error()})
+		ps = append(ps, fstaid.Problem{Kind: fstaid.ProblemQuorum, Resource: q.v.s.voteKey(), Message: err.Error()})
 	}
 	return ps
 }

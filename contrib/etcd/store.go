@@ -23,7 +23,7 @@ import (
 // Defaults, as NewStore sets them before applying options.
 const (
 	DefaultHolderTTL   = 10 * time.Second
-	DefaultVerdictTTL  = 10 * time.Second
+	DefaultVoteTTL     = 10 * time.Second
 	DefaultDialTimeout = 5 * time.Second
 )
 
@@ -32,7 +32,7 @@ const (
 //
 //	<prefix>/record              the failover record (no lease)
 //	<prefix>/holder              who holds the record (holder lease)
-//	<prefix>/verdicts/<monitor>  each monitor's verdict (verdict lease)
+//	<prefix>/verdicts/<monitor>  each monitor's vote (vote lease)
 //
 // Its methods are safe for concurrent use.
 type Store struct {
@@ -41,17 +41,17 @@ type Store struct {
 	prefix     string
 	id         string
 	holderTTL  time.Duration
-	verdictTTL time.Duration
-	ttlSet     bool   // WithVerdictTTL was given
-	target     string // WithVerdictScope
+	voteTTL    time.Duration
+	ttlSet     bool   // WithVoteTTL was given
+	target     string // WithVoteScope
 	digest     string
 	interval   time.Duration // WithRoundTiming, 0 when not given
 	roundBound time.Duration
 	timeout    time.Duration
 	logger     *slog.Logger
 
-	lock     *Lock
-	verdicts *Verdicts
+	lock  *Lock
+	votes *Votes
 
 	closeOnce sync.Once
 	closeErr  error
@@ -65,11 +65,11 @@ type optionFunc func(*Store)
 
 func (f optionFunc) apply(s *Store) { f(s) }
 
-// WithMonitorID names this monitor in the holder key and its verdict key.
+// WithMonitorID names this monitor in the holder key and its vote key.
 // Default: the host name (which cloned hosts share). It must be unique
 // among the monitors of one target — two live processes with one ID write
-// one verdict key and count as one monitor; Verdicts.CheckUnique and
-// Verdicts.Duplicate find them — and must not contain "/".
+// one vote key and count as one monitor; Votes.CheckUnique and
+// Votes.Duplicate find them — and must not contain "/".
 func WithMonitorID(id string) Option { return optionFunc(func(s *Store) { s.id = id }) }
 
 // WithHolderTTL sets the TTL of the lease that shows the lock's holder
@@ -78,49 +78,49 @@ func WithMonitorID(id string) Option { return optionFunc(func(s *Store) { s.id =
 // error.
 func WithHolderTTL(d time.Duration) Option { return optionFunc(func(s *Store) { s.holderTTL = d }) }
 
-// WithVerdictTTL sets how long a published verdict stays counted without
-// being published again: the lease of the verdict key. Monitors see each
-// other's verdicts only if each verdict lives from one publication to the
-// next, so it must be at least MinVerdictTTL(interval, round bound): with
+// WithVoteTTL sets how long a published vote stays counted without
+// being published again: the lease of the vote key. Monitors see each
+// other's votes only if each vote lives from one publication to the
+// next, so it must be at least MinVoteTTL(interval, round bound): with
 // WithRoundTiming, a shorter TTL is an error. Default 10s, or
-// MinVerdictTTL when WithRoundTiming gives more; etcd rounds it up to
+// MinVoteTTL when WithRoundTiming gives more; etcd rounds it up to
 // whole seconds and to its minimum lease TTL; zero or negative is an
 // error.
-func WithVerdictTTL(d time.Duration) Option {
-	return optionFunc(func(s *Store) { s.verdictTTL, s.ttlSet = d, true })
+func WithVoteTTL(d time.Duration) Option {
+	return optionFunc(func(s *Store) { s.voteTTL, s.ttlSet = d, true })
 }
 
 // WithRoundTiming tells the Store the Monitor's interval and the longest
 // a round can take (fstaid.Monitor.RoundBound, or the same sum from the
-// configuration), so that verdicts live from one round's publication to
-// the next: the default verdict TTL becomes the larger of 10s and
-// MinVerdictTTL(interval, roundBound), and NewStore refuses a
-// WithVerdictTTL below MinVerdictTTL. Default: not given, no check.
+// configuration), so that votes live from one round's publication to
+// the next: the default vote TTL becomes the larger of 10s and
+// MinVoteTTL(interval, roundBound), and NewStore refuses a
+// WithVoteTTL below MinVoteTTL. Default: not given, no check.
 // Negative values are an error.
 func WithRoundTiming(interval, roundBound time.Duration) Option {
 	return optionFunc(func(s *Store) { s.interval, s.roundBound = interval, roundBound })
 }
 
-// WithVerdictScope says what this monitor's verdicts are about: the
+// WithVoteScope says what this monitor's votes are about: the
 // target's identity (a name, an address) and a digest of the settings
 // that must agree between the monitors of one target (the primary check,
-// k). Each verdict carries both, and the Quorum check counts only
-// verdicts whose target and digest equal its own, so a monitor watching
+// k). Each vote carries both, and the Quorum check counts only
+// votes whose target and digest equal its own, so a monitor watching
 // another target, or configured otherwise, under the same prefix never
-// confirms a failover; such verdicts are logged and shown as mismatched.
-// Default: empty, and then only verdicts with an empty scope count.
-func WithVerdictScope(target, digest string) Option {
+// confirms a failover; such votes are logged and shown as mismatched.
+// Default: empty, and then only votes with an empty scope count.
+func WithVoteScope(target, digest string) Option {
 	return optionFunc(func(s *Store) { s.target, s.digest = target, digest })
 }
 
-// MinVerdictTTL is the shortest verdict TTL with which k-of-n can
+// MinVoteTTL is the shortest vote TTL with which k-of-n can
 // confirm: a monitor publishes at the end of each round and rounds start
 // an interval apart, so two publications can be as far apart as interval
 // + roundBound (a quick round followed by one that runs to its bound). A
-// verdict that expires sooner leaves gaps, and monitors whose rounds fall
+// vote that expires sooner leaves gaps, and monitors whose rounds fall
 // into each other's gaps never count each other's "dead": a dead target
 // is never failed over. Rounded up to whole seconds, as etcd leases are.
-func MinVerdictTTL(interval, roundBound time.Duration) time.Duration {
+func MinVoteTTL(interval, roundBound time.Duration) time.Duration {
 	return time.Duration(ttlSeconds(interval+roundBound)) * time.Second
 }
 
@@ -146,14 +146,14 @@ func WithLogger(l *slog.Logger) Option {
 func NewStore(client *clientv3.Client, prefix string, opts ...Option) (*Store, error) {
 	host, _ := os.Hostname()
 	s := &Store{
-		client:     client,
-		prefix:     strings.TrimRight(prefix, "/"),
-		id:         host,
-		holderTTL:  DefaultHolderTTL,
-		verdictTTL: DefaultVerdictTTL,
-		timeout:    DefaultDialTimeout,
-		logger:     slog.Default(),
-		closed:     make(chan struct{}),
+		client:    client,
+		prefix:    strings.TrimRight(prefix, "/"),
+		id:        host,
+		holderTTL: DefaultHolderTTL,
+		voteTTL:   DefaultVoteTTL,
+		timeout:   DefaultDialTimeout,
+		logger:    slog.Default(),
+		closed:    make(chan struct{}),
 	}
 	for _, o := range opts {
 		o.apply(s)
@@ -177,16 +177,16 @@ func NewStore(client *clientv3.Client, prefix string, opts ...Option) (*Store, e
 	if s.interval < 0 || s.roundBound < 0 {
 		bad("round timing must not be negative, got interval %v, round bound %v", s.interval, s.roundBound)
 	} else if s.interval > 0 || s.roundBound > 0 {
-		floor := MinVerdictTTL(s.interval, s.roundBound)
+		floor := MinVoteTTL(s.interval, s.roundBound)
 		switch {
 		case !s.ttlSet:
-			s.verdictTTL = max(DefaultVerdictTTL, floor)
-		case s.verdictTTL < floor:
-			bad("verdict TTL %v is below interval %v + round bound %v (%v): monitors out of phase would never see each other's verdict", s.verdictTTL, s.interval, s.roundBound, floor)
+			s.voteTTL = max(DefaultVoteTTL, floor)
+		case s.voteTTL < floor:
+			bad("verdict TTL %v is below interval %v + round bound %v (%v): monitors out of phase would never see each other's verdict", s.voteTTL, s.interval, s.roundBound, floor)
 		}
 	}
-	if s.verdictTTL <= 0 {
-		bad("verdict TTL must be positive, got %v", s.verdictTTL)
+	if s.voteTTL <= 0 {
+		bad("verdict TTL must be positive, got %v", s.voteTTL)
 	}
 	if s.timeout <= 0 {
 		bad("timeout must be positive, got %v", s.timeout)
@@ -195,18 +195,18 @@ func NewStore(client *clientv3.Client, prefix string, opts ...Option) (*Store, e
 		return nil, err
 	}
 	s.lock = &Lock{s: s, done: make(chan struct{})}
-	s.verdicts = newVerdicts(s)
+	s.votes = newVotes(s)
 	return s, nil
 }
 
 // Lock returns the Store's failover lock, for fstaid.WithLock.
 func (s *Store) Lock() *Lock { return s.lock }
 
-// Verdicts returns this monitor's verdicts, for k-of-n confirmation.
-func (s *Store) Verdicts() *Verdicts { return s.verdicts }
+// Votes returns this monitor's votes, for k-of-n confirmation.
+func (s *Store) Votes() *Votes { return s.votes }
 
-// VerdictTTL returns the verdict TTL in use (see WithVerdictTTL).
-func (s *Store) VerdictTTL() time.Duration { return s.verdictTTL }
+// VoteTTL returns the vote TTL in use (see WithVoteTTL).
+func (s *Store) VoteTTL() time.Duration { return s.voteTTL }
 
 // Prefix returns the key prefix, without a trailing "/".
 func (s *Store) Prefix() string { return s.prefix }
@@ -214,11 +214,11 @@ func (s *Store) Prefix() string { return s.prefix }
 // MonitorID returns this monitor's ID.
 func (s *Store) MonitorID() string { return s.id }
 
-func (s *Store) recordKey() string  { return s.prefix + "/record" }
-func (s *Store) holderKey() string  { return s.prefix + "/holder" }
-func (s *Store) verdictDir() string { return s.prefix + "/verdicts/" }
-func (s *Store) verdictKey() string { return s.verdictDir() + s.id }
-func (s *Store) endpoints() string  { return strings.Join(s.client.Endpoints(), ",") }
+func (s *Store) recordKey() string { return s.prefix + "/record" }
+func (s *Store) holderKey() string { return s.prefix + "/holder" }
+func (s *Store) voteDir() string   { return s.prefix + "/verdicts/" }
+func (s *Store) voteKey() string   { return s.voteDir() + s.id }
+func (s *Store) endpoints() string { return strings.Join(s.client.Endpoints(), ",") }
 func (s *Store) describe() string {
 	return fmt.Sprintf("etcd prefix %q at %s", s.prefix, s.endpoints())
 }
@@ -333,22 +333,22 @@ type Status struct {
 	// ran. No other monitor takes over; a human must check the target
 	// and the standby.
 	Interrupted bool `json:"interrupted,omitempty"`
-	// Verdicts are the fresh verdicts of every monitor, by monitor ID.
-	Verdicts []Verdict `json:"verdicts"`
-	// Quorum is k once this Store's Verdicts made a Quorum check, else 0.
+	// Votes are the fresh votes of every monitor, by monitor ID.
+	Votes []Vote `json:"verdicts"`
+	// Quorum is k once this Store's Votes made a Quorum check, else 0.
 	Quorum int `json:"quorum,omitempty"`
-	// Live are the monitors whose fresh verdict matches this monitor's
-	// scope (WithVerdictScope): those a Quorum check counts.
+	// Live are the monitors whose fresh vote matches this monitor's
+	// scope (WithVoteScope): those a Quorum check counts.
 	Live []string `json:"live,omitempty"`
-	// Mismatched are the monitors whose verdict is about another target
+	// Mismatched are the monitors whose vote is about another target
 	// or configuration: never counted.
 	Mismatched []string `json:"mismatched,omitempty"`
 	// Warnings say what keeps k-of-n from working: fewer live monitors
-	// than k, a duplicate monitor ID, mismatched verdicts.
+	// than k, a duplicate monitor ID, mismatched votes.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// Status reads the record, its holder and every fresh verdict in one
+// Status reads the record, its holder and every fresh vote in one
 // consistent read.
 func (s *Store) Status(ctx context.Context) (*Status, error) {
 	ctx, cancel := s.withTimeout(ctx)
@@ -356,12 +356,12 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	resp, err := s.client.Txn(ctx).Then(
 		clientv3.OpGet(s.recordKey()),
 		clientv3.OpGet(s.holderKey()),
-		clientv3.OpGet(s.verdictDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.voteDir(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, s.unavailable("reading the status", err)
 	}
-	st := &Status{Lock: s.describeKey(), Verdicts: []Verdict{}}
+	st := &Status{Lock: s.describeKey(), Votes: []Vote{}}
 	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		st.Record = decodeRecord(kvs[0].Value)
 		st.Revision = kvs[0].CreateRevision
@@ -373,16 +373,16 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 		}
 	}
 	st.Interrupted = st.Record != nil && st.Record.State == fstaid.RecordFailingOver && st.Holder == nil
-	st.Verdicts = decodeVerdicts(resp.Responses[2].GetResponseRange().GetKvs(), s.verdictDir())
-	sort.Slice(st.Verdicts, func(i, j int) bool { return st.Verdicts[i].Monitor < st.Verdicts[j].Monitor })
-	for _, vd := range st.Verdicts {
-		if s.verdicts.matches(vd) {
+	st.Votes = decodeVotes(resp.Responses[2].GetResponseRange().GetKvs(), s.voteDir())
+	sort.Slice(st.Votes, func(i, j int) bool { return st.Votes[i].Monitor < st.Votes[j].Monitor })
+	for _, vd := range st.Votes {
+		if s.votes.matches(vd) {
 			st.Live = append(st.Live, vd.Monitor)
 		} else {
 			st.Mismatched = append(st.Mismatched, vd.Monitor)
 		}
 	}
-	st.Quorum = int(s.verdicts.k.Load())
+	st.Quorum = int(s.votes.k.Load())
 	if st.Quorum > 0 && len(st.Live) < st.Quorum {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("only %d live monitor(s) publish verdicts (%s) but quorum is %d: the target can never be confirmed dead until more run",
 			len(st.Live), strings.Join(st.Live, ", "), st.Quorum))
@@ -391,20 +391,20 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("verdicts of %s are about another target or configuration (target %q, config %q here) and do not count",
 			strings.Join(st.Mismatched, ", "), s.target, s.digest))
 	}
-	if err := s.verdicts.Duplicate(); err != nil {
+	if err := s.votes.Duplicate(); err != nil {
 		st.Warnings = append(st.Warnings, err.Error())
 	}
 	return st, nil
 }
 
-// Close withdraws this monitor's verdict and revokes the holder lease
+// Close withdraws this monitor's vote and revokes the holder lease
 // (the record stays), then closes the client if the Store made it (Open).
 // Call it after the Monitor's Run returned. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		var errs *multierror.Error
-		if err := s.verdicts.Close(); err != nil {
+		if err := s.votes.Close(); err != nil {
 			errs = multierror.Append(errs, err)
 		}
 		if err := s.lock.Close(); err != nil {

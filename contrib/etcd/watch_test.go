@@ -72,7 +72,7 @@ func TestOutvotedMonitorStopsOnAnotherFailover(t *testing.T) {
 	var handled atomic.Int32
 	down := &target{}
 	down.dead.Store(true)
-	s := newStore(t, "/outvoted", "mon0", endpoints(srv), WithVerdictTTL(2*time.Second))
+	s := newStore(t, "/outvoted", "mon0", endpoints(srv), WithVoteTTL(2*time.Second))
 	m := newMonitor(t, monitorSpec{store: s, view: down, quorum: 2, handled: &handled, startup: fstaid.StartupCheckOff})
 	ctx := ctxTimeout(t, 30*time.Second)
 	result := make(chan error, 1)

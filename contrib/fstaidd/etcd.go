@@ -23,32 +23,32 @@ import (
 // see it and stop without running a handler. The file lock is used only
 // with on_unavailable = "local-lock", as the fallback.
 
-// quorumTimeout bounds the k-of-n verdict check (the secondary check when
+// quorumTimeout bounds the k-of-n vote check (the secondary check when
 // [etcd] quorum is set).
 const quorumTimeout = 5 * time.Second
 
 // decodeEtcd reads [etcd] (contrib/etcd decodes its keys) and gives it
 // what it needs from the rest of the file before it validates: the
-// rounds' timing, for its verdict TTL, and the verdicts' scope.
+// rounds' timing, for its vote TTL, and the votes' scope.
 func (c *Config) decodeEtcd(t *config.Table) {
 	ec := etcd.DecodeSection(t)
 	if ec.Quorum > 0 && c.Secondary != nil {
 		t.Errorf("quorum", "replaces [secondary] (k of n monitors' verdicts are the second opinion): remove one of them")
 	}
-	// The verdict TTL must outlast the time between two rounds'
+	// The vote TTL must outlast the time between two rounds'
 	// publications: refuse a shorter one, derive the default.
 	ec.Interval, ec.RoundBound = roundTiming(c, ec.Quorum)
-	ec.Target, ec.Digest = verdictScope(c, ec.Quorum)
+	ec.Target, ec.Digest = voteScope(c, ec.Quorum)
 	t.Problems().Include("", ec.Validate())
 	c.Etcd = ec
 }
 
-// verdictScope is what every monitor of one target must agree on for
-// their verdicts to count together: the target's name, and a digest of
+// voteScope is what every monitor of one target must agree on for
+// their votes to count together: the target's name, and a digest of
 // the primary check (what is checked: command, URL without its
 // credentials, address) and k. Timeouts, intervals and the other checks
 // may differ between monitors.
-func verdictScope(cfg *Config, quorum int) (target, digest string) {
+func voteScope(cfg *Config, quorum int) (target, digest string) {
 	target = cfg.Global.Target
 	var primary string
 	if p := cfg.Primary; p != nil {
@@ -62,7 +62,7 @@ func verdictScope(cfg *Config, quorum int) (target, digest string) {
 	return target, hex.EncodeToString(sum[:8])
 }
 
-// etcdStartup is the daemon's start-up check of the verdicts, with a
+// etcdStartup is the daemon's start-up check of the votes, with a
 // quorum: another live process publishing under this monitor_id is a
 // configuration error (both would count as one monitor: k may never be
 // reached); fewer live monitors than k is logged loudly. etcd being
@@ -72,7 +72,7 @@ func etcdStartup(ctx context.Context, cfg *Config, store *etcd.Store, logger *sl
 	if k <= 0 {
 		return nil
 	}
-	v := store.Verdicts()
+	v := store.Votes()
 	err := v.CheckUnique(ctx)
 	if errors.Is(err, etcd.ErrDuplicateMonitor) {
 		return fmt.Errorf("%w: [etcd] monitor_id: %w", errConfig, err)
@@ -154,11 +154,11 @@ func etcdLock(cfg *Config, store *etcd.Store) fstaid.Lock {
 }
 
 // etcdOptions are the Monitor options [etcd] adds: its lock and, with a
-// quorum, the verdicts as the secondary check.
+// quorum, the votes as the secondary check.
 func etcdOptions(cfg *Config, store *etcd.Store, lock fstaid.Lock) []fstaid.Option {
 	opts := []fstaid.Option{fstaid.WithLock(lock)}
 	if k := cfg.Etcd.Quorum; k > 0 {
-		v := store.Verdicts()
+		v := store.Votes()
 		opts = append(opts, fstaid.WithSecondary(v.Quorum(k), quorumTimeout), fstaid.WithObserver(v.Observer()))
 	}
 	return opts
@@ -171,7 +171,7 @@ func etcdUnavailable(err error) bool {
 	return errors.As(err, &ue)
 }
 
-// etcdCheck is `fstaidd check`'s part for etcd's verdicts (checkLock
+// etcdCheck is `fstaidd check`'s part for etcd's votes (checkLock
 // checks the lock); store is nil without [etcd] or when it could not be
 // opened.
 func etcdCheck(ctx context.Context, cfg *Config, store *etcd.Store) []string {
@@ -180,12 +180,12 @@ func etcdCheck(ctx context.Context, cfg *Config, store *etcd.Store) []string {
 	}
 	var lines []string
 	if k := cfg.Etcd.Quorum; k > 0 {
-		if err := store.Verdicts().Probe(ctx); err != nil {
+		if err := store.Votes().Probe(ctx); err != nil {
 			lines = append(lines, fmt.Sprintf("PROBLEM: etcd verdicts: %v", err))
 		} else {
 			lines = append(lines, fmt.Sprintf("etcd verdicts: this monitor (%s) may publish; quorum %d", store.MonitorID(), k))
 		}
-		if live, mismatched, err := store.Verdicts().Live(ctx); err == nil {
+		if live, mismatched, err := store.Votes().Live(ctx); err == nil {
 			lines = append(lines, fmt.Sprintf("etcd verdicts: %d live monitor(s) publish about target %q (config %s): %s",
 				len(live), cfg.Etcd.Target, cfg.Etcd.Digest, strings.Join(live, ", ")))
 			// This monitor counts once it runs, whether or not it does now.
@@ -206,7 +206,7 @@ func etcdCheck(ctx context.Context, cfg *Config, store *etcd.Store) []string {
 }
 
 // etcdStatus is `fstaidd status`'s part for etcd: the record, its holder
-// and every monitor's verdict.
+// and every monitor's vote.
 func etcdStatus(ctx context.Context, cfg *Config) []string {
 	if cfg.Etcd == nil {
 		return nil
@@ -217,7 +217,7 @@ func etcdStatus(ctx context.Context, cfg *Config) []string {
 	}
 	defer store.Close()
 	if k := cfg.Etcd.Quorum; k > 0 {
-		store.Verdicts().Quorum(k) // Status counts the live monitors against k
+		store.Votes().Quorum(k) // Status counts the live monitors against k
 	}
 	st, err := store.Status(ctx)
 	if err != nil {

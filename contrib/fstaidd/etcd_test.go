@@ -221,10 +221,10 @@ func TestEtcdVerdictTTLCoversRounds(t *testing.T) {
 	}
 	defer store.Close()
 	// 6 s interval + (1 × 1 s primary + 5 s quorum + 4 × 0.5 s + 1 s).
-	if got, want := store.VerdictTTL(), 15*time.Second; got != want {
+	if got, want := store.VoteTTL(), 15*time.Second; got != want {
 		t.Errorf("derived verdict TTL = %v, want %v", got, want)
 	}
-	if cfg, err := ParseConfig(base + etcdTable + "verdict_ttl = 15\n"); err != nil || cfg.Etcd.VerdictTTL != 15*time.Second {
+	if cfg, err := ParseConfig(base + etcdTable + "verdict_ttl = 15\n"); err != nil || cfg.Etcd.VoteTTL != 15*time.Second {
 		t.Errorf("verdict_ttl = 15 (the floor): %v", err)
 	}
 	// Without a quorum the verdicts are off: no floor.
@@ -284,14 +284,14 @@ func publishAs(t *testing.T, config string) *etcd.Store {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := store.Verdicts().Publish(ctx, false, ""); err != nil {
+	if err := store.Votes().Publish(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			store.Verdicts().Publish(ctx, false, "")
+			store.Votes().Publish(ctx, false, "")
 			select {
 			case <-ctx.Done():
 			case <-time.After(200 * time.Millisecond):

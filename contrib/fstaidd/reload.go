@@ -154,7 +154,7 @@ func (r *reloader) apply(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", errReload, err)
 	}
 	if next.Etcd != nil && next.Etcd.Quorum > 0 {
-		opts = append(opts, fstaid.WithSecondary(store.Verdicts().Quorum(next.Etcd.Quorum), quorumTimeout))
+		opts = append(opts, fstaid.WithSecondary(store.Votes().Quorum(next.Etcd.Quorum), quorumTimeout))
 	}
 	if err := m.Reconfigure(ctx, opts...); err != nil {
 		return fmt.Errorf("%w: %w", errReload, err)

@@ -26,7 +26,7 @@ func TestQuorumCountsDistinctDeadVerdicts(t *testing.T) {
 	srv := startEtcd(t)
 	ss := verdictStores(t, "/q", 3, endpoints(srv))
 	ctx := ctxTimeout(t, 10*time.Second)
-	q := ss[2].Verdicts().Quorum(2) // mon2, not armed: only counts
+	q := ss[2].Votes().Quorum(2) // mon2, not armed: only counts
 
 	for i, tc := range []struct {
 		publish   func() error
@@ -34,12 +34,12 @@ func TestQuorumCountsDistinctDeadVerdicts(t *testing.T) {
 		dead, all int
 	}{
 		{func() error { return nil }, true, 0, 0},
-		{func() error { return ss[0].Verdicts().Publish(ctx, true, "refused") }, true, 1, 1},
+		{func() error { return ss[0].Votes().Publish(ctx, true, "refused") }, true, 1, 1},
 		// The same monitor again is still one verdict.
-		{func() error { return ss[0].Verdicts().Publish(ctx, true, "refused") }, true, 1, 1},
-		{func() error { return ss[1].Verdicts().Publish(ctx, false, "") }, true, 1, 2},
-		{func() error { return ss[1].Verdicts().Publish(ctx, true, "timeout") }, false, 2, 2},
-		{func() error { return ss[0].Verdicts().Withdraw(ctx) }, true, 1, 1},
+		{func() error { return ss[0].Votes().Publish(ctx, true, "refused") }, true, 1, 1},
+		{func() error { return ss[1].Votes().Publish(ctx, false, "") }, true, 1, 2},
+		{func() error { return ss[1].Votes().Publish(ctx, true, "timeout") }, false, 2, 2},
+		{func() error { return ss[0].Votes().Withdraw(ctx) }, true, 1, 1},
 	} {
 		if err := tc.publish(); err != nil {
 			t.Fatal(err)
@@ -48,7 +48,7 @@ func TestQuorumCountsDistinctDeadVerdicts(t *testing.T) {
 		if veto := err == nil; veto != tc.wantVeto {
 			t.Errorf("step %d: Check = %v, want veto %v", i, err, tc.wantVeto)
 		}
-		vs, lerr := ss[2].Verdicts().List(ctx)
+		vs, lerr := ss[2].Votes().List(ctx)
 		if lerr != nil {
 			t.Fatal(lerr)
 		}
@@ -70,11 +70,11 @@ func TestQuorumArmedPublishesOwnVerdict(t *testing.T) {
 	srv := startEtcd(t)
 	ss := verdictStores(t, "/qa", 2, endpoints(srv))
 	ctx := ctxTimeout(t, 10*time.Second)
-	v := ss[1].Verdicts()
+	v := ss[1].Votes()
 	obs := v.Observer()
 	q := v.Quorum(2)
 
-	if err := ss[0].Verdicts().Publish(ctx, true, ""); err != nil {
+	if err := ss[0].Votes().Publish(ctx, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	// The start-up check: not armed, so mon1 only counts: 1 < 2.
@@ -117,11 +117,11 @@ func TestQuorumArmedPublishesOwnVerdict(t *testing.T) {
 // published. Expired verdicts are not counted.
 func TestExpiredVerdictsNotCounted(t *testing.T) {
 	srv := startEtcd(t)
-	ss := verdictStores(t, "/exp", 3, endpoints(srv), WithVerdictTTL(time.Second))
+	ss := verdictStores(t, "/exp", 3, endpoints(srv), WithVoteTTL(time.Second))
 	ctx := ctxTimeout(t, 20*time.Second)
-	q := ss[2].Verdicts().Quorum(2)
+	q := ss[2].Votes().Quorum(2)
 	for _, s := range ss[:2] {
-		if err := s.Verdicts().Publish(ctx, true, ""); err != nil {
+		if err := s.Votes().Publish(ctx, true, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +130,7 @@ func TestExpiredVerdictsNotCounted(t *testing.T) {
 	}
 	start := time.Now()
 	eventually(t, 10*time.Second, "verdicts expire", func() bool {
-		vs, err := ss[2].Verdicts().List(ctx)
+		vs, err := ss[2].Votes().List(ctx)
 		return err == nil && len(vs) == 0
 	})
 	if d := time.Since(start); d < 500*time.Millisecond {
@@ -141,7 +141,7 @@ func TestExpiredVerdictsNotCounted(t *testing.T) {
 	}
 	// Publishing again after expiry takes a new lease and counts again.
 	for _, s := range ss[:2] {
-		if err := s.Verdicts().Publish(ctx, true, ""); err != nil {
+		if err := s.Votes().Publish(ctx, true, ""); err != nil {
 			t.Fatalf("Publish after the lease expired: %v", err)
 		}
 	}
@@ -157,10 +157,10 @@ func TestExpiredVerdictsNotCounted(t *testing.T) {
 // whole seconds, rounded down).
 func TestPublishRenewsVerdict(t *testing.T) {
 	srv := startEtcd(t)
-	ss := verdictStores(t, "/renew", 1, endpoints(srv), WithVerdictTTL(5*time.Second))
+	ss := verdictStores(t, "/renew", 1, endpoints(srv), WithVoteTTL(5*time.Second))
 	c := newClient(t, endpoints(srv)...)
 	ctx := ctxTimeout(t, 20*time.Second)
-	v := ss[0].Verdicts()
+	v := ss[0].Votes()
 	left := func(lease clientv3.LeaseID) int64 {
 		t.Helper()
 		ttl, err := c.TimeToLive(ctx, lease)
@@ -175,7 +175,7 @@ func TestPublishRenewsVerdict(t *testing.T) {
 		if err := v.Publish(ctx, true, ""); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := c.Get(ctx, ss[0].verdictKey())
+		resp, err := c.Get(ctx, ss[0].voteKey())
 		if err != nil || len(resp.Kvs) != 1 {
 			t.Fatalf("verdict after Publish: %+v %v", resp, err)
 		}
@@ -205,9 +205,9 @@ func TestQuorumVetoesWhenEtcdDown(t *testing.T) {
 	srv := startEtcd(t)
 	ss := verdictStores(t, "/down", 2, endpoints(srv))
 	ctx := ctxTimeout(t, 20*time.Second)
-	v := ss[1].Verdicts()
+	v := ss[1].Votes()
 	v.Observer()(fstaid.Notice{Kind: fstaid.NoticeArmed})
-	if err := ss[0].Verdicts().Publish(ctx, true, ""); err != nil {
+	if err := ss[0].Votes().Publish(ctx, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	srv.stop()
@@ -230,14 +230,14 @@ func TestQuorumPanicsOnBadK(t *testing.T) {
 			t.Fatal("Quorum(0) did not panic")
 		}
 	}()
-	s.Verdicts().Quorum(0)
+	s.Votes().Quorum(0)
 }
 
 func TestVerdictsClose(t *testing.T) {
 	srv := startEtcd(t)
 	ss := verdictStores(t, "/close", 2, endpoints(srv))
 	ctx := ctxTimeout(t, 10*time.Second)
-	v := ss[0].Verdicts()
+	v := ss[0].Votes()
 	if err := v.Publish(ctx, true, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestVerdictsClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Close revoked the lease: the verdict is gone at once, not after a TTL.
-	if vs, err := ss[1].Verdicts().List(ctx); err != nil || len(vs) != 0 {
+	if vs, err := ss[1].Votes().List(ctx); err != nil || len(vs) != 0 {
 		t.Fatalf("verdicts after Close: %+v %v", vs, err)
 	}
 	if err := v.Publish(ctx, true, ""); err == nil {
@@ -260,13 +260,13 @@ func TestVerdictsClose(t *testing.T) {
 func TestFailedPutDoesNotRenewStaleVerdict(t *testing.T) {
 	srv := startEtcd(t)
 	f := &fault{method: "/etcdserverpb.KV/Txn"} // the verdict write
-	a := newFaultyStore(t, "/stale", "a", endpoints(srv), f, WithVerdictTTL(2*time.Second))
+	a := newFaultyStore(t, "/stale", "a", endpoints(srv), f, WithVoteTTL(2*time.Second))
 	b := newStore(t, "/stale", "b", endpoints(srv))
 	ctx := ctxTimeout(t, 30*time.Second)
-	if err := a.Verdicts().Publish(ctx, true, "primary check failed"); err != nil {
+	if err := a.Votes().Publish(ctx, true, "primary check failed"); err != nil {
 		t.Fatal(err)
 	}
-	if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 1 || !vs[0].Dead() {
+	if vs, err := b.Votes().List(ctx); err != nil || len(vs) != 1 || !vs[0].Dead() {
 		t.Fatalf("verdicts = %+v, %v; want a's dead verdict", vs, err)
 	}
 	// The target is back, but every write now fails, in this round and
@@ -275,20 +275,20 @@ func TestFailedPutDoesNotRenewStaleVerdict(t *testing.T) {
 	// publish nothing either.
 	f.mode.Store(faultNoSpace)
 	for round := range 3 {
-		err := a.Verdicts().Publish(ctx, false, "")
+		err := a.Votes().Publish(ctx, false, "")
 		if !errors.Is(err, fstaid.ErrLockUnavailable) || !errors.Is(err, ErrRefused) {
 			t.Fatalf("round %d: Publish with Put failing = %v, want a refusal", round, err)
 		}
-		if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 0 {
+		if vs, err := b.Votes().List(ctx); err != nil || len(vs) != 0 {
 			t.Fatalf("round %d: verdicts after a failed write = %+v, %v; want none (the stale dead verdict withdrawn)", round, vs, err)
 		}
 	}
 	// Writes work again: the new verdict is published and lives.
 	f.mode.Store(faultNone)
-	if err := a.Verdicts().Publish(ctx, false, ""); err != nil {
+	if err := a.Votes().Publish(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
-	if vs, err := b.Verdicts().List(ctx); err != nil || len(vs) != 1 || vs[0].Dead() {
+	if vs, err := b.Votes().List(ctx); err != nil || len(vs) != 1 || vs[0].Dead() {
 		t.Fatalf("verdicts = %+v, %v; want a's alive verdict", vs, err)
 	}
 }
@@ -300,14 +300,14 @@ func TestFailedPutDoesNotRenewStaleVerdict(t *testing.T) {
 func TestDuplicateMonitorID(t *testing.T) {
 	srv := startEtcd(t)
 	ctx := ctxTimeout(t, 30*time.Second)
-	a := newStore(t, "/dup", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
-	b := newStore(t, "/dup", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
+	a := newStore(t, "/dup", "db-monitor", endpoints(srv), WithVoteTTL(2*time.Second))
+	b := newStore(t, "/dup", "db-monitor", endpoints(srv), WithVoteTTL(2*time.Second))
 
 	// A leftover: a published once and then stopped (died).
-	if err := a.Verdicts().Publish(ctx, false, ""); err != nil {
+	if err := a.Votes().Publish(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Verdicts().CheckUnique(ctx); err != nil {
+	if err := b.Votes().CheckUnique(ctx); err != nil {
 		t.Fatalf("CheckUnique with a verdict nobody renews = %v, want nil", err)
 	}
 
@@ -317,7 +317,7 @@ func TestDuplicateMonitorID(t *testing.T) {
 	go func() {
 		defer close(done)
 		for pctx.Err() == nil {
-			a.Verdicts().Publish(pctx, false, "")
+			a.Votes().Publish(pctx, false, "")
 			select {
 			case <-pctx.Done():
 			case <-time.After(300 * time.Millisecond):
@@ -325,18 +325,18 @@ func TestDuplicateMonitorID(t *testing.T) {
 		}
 	}()
 	eventually(t, 5*time.Second, "a's verdict", func() bool {
-		vs, err := b.Verdicts().List(ctx)
+		vs, err := b.Votes().List(ctx)
 		return err == nil && len(vs) == 1
 	})
-	err := b.Verdicts().CheckUnique(ctx)
+	err := b.Votes().CheckUnique(ctx)
 	var de *DuplicateError
 	if !errors.As(err, &de) || !errors.Is(err, ErrDuplicateMonitor) || de.PID != os.Getpid() {
 		t.Errorf("CheckUnique with a live publisher under the same ID = %v, want a DuplicateError", err)
 	}
 	// Suppose b starts anyway: both writes notice the other.
 	eventually(t, 5*time.Second, "both processes see the duplicate", func() bool {
-		b.Verdicts().Publish(ctx, false, "")
-		return a.Verdicts().Duplicate() != nil && b.Verdicts().Duplicate() != nil
+		b.Votes().Publish(ctx, false, "")
+		return a.Votes().Duplicate() != nil && b.Votes().Duplicate() != nil
 	})
 	stop()
 	<-done
@@ -348,33 +348,33 @@ func TestDuplicateMonitorID(t *testing.T) {
 	// Distinct IDs never see one.
 	c := newStore(t, "/dup", "other", endpoints(srv))
 	for range 3 {
-		if err := c.Verdicts().Publish(ctx, true, ""); err != nil {
+		if err := c.Votes().Publish(ctx, true, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Verdicts().Duplicate(); err != nil {
+	if err := c.Votes().Duplicate(); err != nil {
 		t.Errorf("a unique monitor sees a duplicate: %v", err)
 	}
-	if err := c.Verdicts().CheckUnique(ctx); err != nil {
+	if err := c.Votes().CheckUnique(ctx); err != nil {
 		t.Errorf("CheckUnique of a monitor holding its own key = %v", err)
 	}
 }
 
-// Verdicts carry the target and a config digest; the Quorum counts only
+// Votes carry the target and a config digest; the Quorum counts only
 // those matching its own, and Status counts the live monitors against k.
 func TestQuorumCountsOnlyMatchingVerdicts(t *testing.T) {
 	srv := startEtcd(t)
 	ctx := ctxTimeout(t, 20*time.Second)
-	a := newStore(t, "/scope", "a", endpoints(srv), WithVerdictScope("db1 10.0.0.5:5432", "cfg-1"))
-	b := newStore(t, "/scope", "b", endpoints(srv), WithVerdictScope("db1 10.0.0.5:5432", "cfg-1"))
-	other := newStore(t, "/scope", "c", endpoints(srv), WithVerdictScope("db2 10.0.0.6:5432", "cfg-1"))
-	stale := newStore(t, "/scope", "d", endpoints(srv), WithVerdictScope("db1 10.0.0.5:5432", "cfg-0"))
+	a := newStore(t, "/scope", "a", endpoints(srv), WithVoteScope("db1 10.0.0.5:5432", "cfg-1"))
+	b := newStore(t, "/scope", "b", endpoints(srv), WithVoteScope("db1 10.0.0.5:5432", "cfg-1"))
+	other := newStore(t, "/scope", "c", endpoints(srv), WithVoteScope("db2 10.0.0.6:5432", "cfg-1"))
+	stale := newStore(t, "/scope", "d", endpoints(srv), WithVoteScope("db1 10.0.0.5:5432", "cfg-0"))
 	for _, s := range []*Store{a, other, stale} {
-		if err := s.Verdicts().Publish(ctx, true, "primary check failed"); err != nil {
+		if err := s.Votes().Publish(ctx, true, "primary check failed"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	q := b.Verdicts().Quorum(2)
+	q := b.Votes().Quorum(2)
 	if err := q.Check(ctx); err != nil {
 		t.Fatalf("Quorum(2) with one matching dead verdict (and two about another target/config) = %v, want a veto", err)
 	}
@@ -388,7 +388,7 @@ func TestQuorumCountsOnlyMatchingVerdicts(t *testing.T) {
 	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "only 1 live monitor(s)") || !strings.Contains(w, "c, d are about another target") {
 		t.Errorf("Status warnings:\n%s", w)
 	}
-	if err := b.Verdicts().Publish(ctx, true, ""); err != nil {
+	if err := b.Votes().Publish(ctx, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.Check(ctx); err == nil {
@@ -404,15 +404,15 @@ func TestQuorumCountsOnlyMatchingVerdicts(t *testing.T) {
 func TestCheckUniqueIgnoresADeadProcessLastWrite(t *testing.T) {
 	srv := startEtcd(t)
 	ctx := ctxTimeout(t, 30*time.Second)
-	dead := newStore(t, "/dup-late", "db-monitor", endpoints(srv), WithVerdictTTL(2*time.Second))
+	dead := newStore(t, "/dup-late", "db-monitor", endpoints(srv), WithVoteTTL(2*time.Second))
 	read := &fault{method: "/etcdserverpb.KV/Range", returned: make(chan struct{}, 1)}
-	restarted := newFaultyStore(t, "/dup-late", "db-monitor", endpoints(srv), read, WithVerdictTTL(2*time.Second))
-	if err := dead.Verdicts().Publish(ctx, false, ""); err != nil {
+	restarted := newFaultyStore(t, "/dup-late", "db-monitor", endpoints(srv), read, WithVoteTTL(2*time.Second))
+	if err := dead.Votes().Publish(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	checked := make(chan error, 1)
 	read.mode.Store(faultSignal)
-	go func() { checked <- restarted.Verdicts().CheckUnique(ctx) }()
+	go func() { checked <- restarted.Votes().CheckUnique(ctx) }()
 	// CheckUnique has read the key: what is written now, it sees through
 	// its watch.
 	select {
@@ -421,7 +421,7 @@ func TestCheckUniqueIgnoresADeadProcessLastWrite(t *testing.T) {
 		t.Fatal("CheckUnique never read its verdict key")
 	}
 	// The write that was in flight when the predecessor died.
-	if err := dead.Verdicts().Publish(ctx, true, ""); err != nil {
+	if err := dead.Votes().Publish(ctx, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-checked; err != nil {
@@ -435,16 +435,16 @@ func TestQuorumReady(t *testing.T) {
 	srv := startEtcd(t)
 	ss := verdictStores(t, "/qr", 3, endpoints(srv))
 	ctx := ctxTimeout(t, 10*time.Second)
-	q := ss[2].Verdicts().Quorum(3)
+	q := ss[2].Votes().Quorum(3)
 	for _, s := range ss {
-		if err := s.Verdicts().Publish(ctx, false, ""); err != nil {
+		if err := s.Votes().Publish(ctx, false, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if ps := q.Ready(ctx); len(ps) != 0 {
 		t.Fatalf("Ready with 3 of 3 = %v", ps)
 	}
-	if err := ss[1].Verdicts().Withdraw(ctx); err != nil {
+	if err := ss[1].Votes().Withdraw(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ps := q.Ready(ctx)
@@ -453,10 +453,10 @@ func TestQuorumReady(t *testing.T) {
 		t.Fatalf("Ready with 2 of 3 = %v", ps)
 	}
 	// This monitor counts even before its own verdict is fresh.
-	if err := ss[2].Verdicts().Withdraw(ctx); err != nil {
+	if err := ss[2].Votes().Withdraw(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := ss[1].Verdicts().Publish(ctx, false, ""); err != nil {
+	if err := ss[1].Votes().Publish(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	if ps := q.Ready(ctx); len(ps) != 0 {

@@ -18,18 +18,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Verdict values.
+// Vote values.
 const (
-	VerdictAlive = "alive"
-	VerdictDead  = "dead"
+	VoteAlive = "alive"
+	VoteDead  = "dead"
 )
 
-// Verdict is one monitor's view of the target, the value of
+// Vote is one monitor's view of the target, the value of
 // <prefix>/verdicts/<monitor>.
-type Verdict struct {
+type Vote struct {
 	Monitor string `json:"monitor"`
-	// Verdict is VerdictAlive or VerdictDead.
-	Verdict string `json:"verdict"`
+	// Value is VoteAlive or VoteDead (JSON "verdict", as every version
+	// writes it: monitors of several versions count each other's votes).
+	Value string `json:"verdict"`
 	// Time is when the monitor published it, by its own clock (shown,
 	// never used to judge freshness: the lease does that, by etcd's).
 	Time   time.Time `json:"time"`
@@ -39,28 +40,28 @@ type Verdict struct {
 	// PID is the publishing process's, to tell two processes that share
 	// one monitor ID apart.
 	PID int `json:"pid,omitempty"`
-	// Target and Config are the publisher's scope (WithVerdictScope):
-	// only verdicts matching the counting monitor's own count.
+	// Target and Config are the publisher's scope (WithVoteScope):
+	// only votes matching the counting monitor's own count.
 	Target string `json:"target,omitempty"`
 	Config string `json:"config,omitempty"`
 }
 
 // ErrDuplicateMonitor reports that another live process publishes
-// verdicts under this monitor's ID (cloned hosts keep one host name, the
+// votes under this monitor's ID (cloned hosts keep one host name, the
 // default ID): the two write one key, count as one monitor, and k may
 // never be reached. errors.Is(err, ErrDuplicateMonitor) holds for a
 // *DuplicateError.
 var ErrDuplicateMonitor = errors.New("etcd: another live process publishes verdicts under this monitor ID")
 
 // DuplicateError names the other process found writing this monitor's
-// verdict key.
+// vote key.
 type DuplicateError struct {
 	Key     string
 	Monitor string
-	// Host and PID are what the other process's verdict says.
+	// Host and PID are what the other process's vote says.
 	Host string
 	PID  int
-	// Lease is the other process's verdict lease.
+	// Lease is the other process's vote lease.
 	Lease int64
 }
 
@@ -72,25 +73,25 @@ func (e *DuplicateError) Error() string {
 // Is reports whether target is ErrDuplicateMonitor.
 func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicateMonitor }
 
-// Dead reports whether the verdict is VerdictDead.
-func (v Verdict) Dead() bool { return v.Verdict == VerdictDead }
+// Dead reports whether the vote is VoteDead.
+func (v Vote) Dead() bool { return v.Value == VoteDead }
 
-// Verdicts publishes this monitor's verdict on the target and counts
-// every monitor's, so that a failover can require k "dead" verdicts from
+// Votes publishes this monitor's vote on the target and counts
+// every monitor's, so that a failover can require k "dead" votes from
 // distinct monitors (k-of-n): several vantage points instead of one
 // secondary.
 //
-// A verdict is bound to a lease of the verdict TTL that only a
+// A vote is bound to a lease of the vote TTL that only a
 // successful write renews (the write first, the renewal after), so it
 // counts for one TTL after it was last written, measured by etcd (no
-// clock agreement between monitor hosts is needed); the verdict of a
+// clock agreement between monitor hosts is needed); the vote of a
 // monitor that died, hung or lost etcd vanishes by itself, and a write
 // that fails (NOSPACE, a lost permission) revokes the lease, withdrawing
-// the previous verdict at once rather than letting it be counted on.
+// the previous vote at once rather than letting it be counted on.
 //
 // Wiring, in every monitor of the target (each with its own monitor ID):
 //
-//	v := store.Verdicts()
+//	v := store.Votes()
 //	m, err := fstaid.New(
 //		fstaid.WithPrimary(check, timeout),
 //		fstaid.WithSecondary(v.Quorum(k), quorumTimeout),
@@ -98,15 +99,15 @@ func (v Verdict) Dead() bool { return v.Verdict == VerdictDead }
 //		fstaid.WithLock(store.Lock()),
 //		...)
 //
-// The observer publishes each round's verdict ("dead" when the primary
+// The observer publishes each round's vote ("dead" when the primary
 // failed every attempt, "alive" when it passed, withdrawn when the self
 // check failed: an isolated monitor's view is worth nothing) without
 // blocking the Monitor. The Quorum check, which an armed Monitor runs only
-// after the primary failed, first publishes this monitor's "dead" verdict,
+// after the primary failed, first publishes this monitor's "dead" vote,
 // then counts.
 //
 // Its methods are safe for concurrent use.
-type Verdicts struct {
+type Votes struct {
 	s *Store
 
 	seq atomic.Uint64 // orders publications: a later one always wins
@@ -133,47 +134,47 @@ type Verdicts struct {
 	wg      sync.WaitGroup
 }
 
-// closedSeq marks Verdicts closed: nothing is written after it.
+// closedSeq marks Votes closed: nothing is written after it.
 const closedSeq = ^uint64(0)
 
 type publication struct {
 	seq      uint64
 	withdraw bool
-	v        Verdict
+	v        Vote
 }
 
-func newVerdicts(s *Store) *Verdicts {
-	return &Verdicts{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+func newVotes(s *Store) *Votes {
+	return &Votes{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
-// Publish writes this monitor's verdict now: dead or alive, with detail
+// Publish writes this monitor's vote now: dead or alive, with detail
 // (why; may be empty). A later call always wins over an earlier one, even
 // when they race. It fails with an error wrapping
 // fstaid.ErrLockUnavailable when etcd cannot be reached or refuses the
-// write; the previous verdict is then withdrawn (its lease revoked, or
+// write; the previous vote is then withdrawn (its lease revoked, or
 // left to expire when etcd cannot be reached), never renewed.
-func (v *Verdicts) Publish(ctx context.Context, dead bool, detail string) error {
+func (v *Votes) Publish(ctx context.Context, dead bool, detail string) error {
 	return v.write(ctx, v.publication(dead, 0, detail))
 }
 
-// Withdraw removes this monitor's verdict, so that it counts neither way.
-func (v *Verdicts) Withdraw(ctx context.Context) error {
+// Withdraw removes this monitor's vote, so that it counts neither way.
+func (v *Votes) Withdraw(ctx context.Context) error {
 	return v.write(ctx, &publication{seq: v.seq.Add(1), withdraw: true})
 }
 
-func (v *Verdicts) publication(dead bool, round uint64, detail string) *publication {
+func (v *Votes) publication(dead bool, round uint64, detail string) *publication {
 	host, _ := os.Hostname()
-	p := &publication{seq: v.seq.Add(1), v: Verdict{
-		Monitor: v.s.id, Verdict: VerdictAlive, Time: time.Now(), Host: host, Round: round, Detail: detail,
+	p := &publication{seq: v.seq.Add(1), v: Vote{
+		Monitor: v.s.id, Value: VoteAlive, Time: time.Now(), Host: host, Round: round, Detail: detail,
 		PID: os.Getpid(), Target: v.s.target, Config: v.s.digest,
 	}}
 	if dead {
-		p.v.Verdict = VerdictDead
+		p.v.Value = VoteDead
 	}
 	return p
 }
 
-func (v *Verdicts) write(ctx context.Context, p *publication) error {
+func (v *Votes) write(ctx context.Context, p *publication) error {
 	ctx, cancel := v.s.withTimeout(ctx)
 	defer cancel()
 	v.wmu.Lock()
@@ -184,7 +185,7 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 	if p.seq <= v.written {
 		return nil // a later publication was written first
 	}
-	key := v.s.verdictKey()
+	key := v.s.voteKey()
 	if p.withdraw {
 		if _, err := v.s.client.Delete(ctx, key); err != nil {
 			return v.s.unavailable("withdrawing the verdict", err)
@@ -198,15 +199,15 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 	}
 	// Write first, renew after: a lease renewed before a write that then
 	// fails (NOSPACE, a slow disk, a lost permission) would keep the
-	// previous verdict counted, although this monitor may now see the
+	// previous vote counted, although this monitor may now see the
 	// target otherwise. A put alone does not renew the lease; a fresh
 	// lease needs no renewal.
 	// A lease that expires between the write and the renewal (or before
-	// the write) takes the verdict with it: write again under a new one.
+	// the write) takes the vote with it: write again under a new one.
 	for attempt := 0; ; attempt++ {
 		fresh := false
 		if v.lease == 0 {
-			g, err := v.s.client.Grant(ctx, ttlSeconds(v.s.verdictTTL))
+			g, err := v.s.client.Grant(ctx, ttlSeconds(v.s.voteTTL))
 			if err != nil {
 				return v.s.unavailable("granting the verdict lease", err)
 			}
@@ -226,7 +227,7 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 			v.lease = 0 // it expired: take a new one
 			continue
 		}
-		// The previous verdict must not outlive this failure: revoke its
+		// The previous vote must not outlive this failure: revoke its
 		// lease (if etcd cannot be reached, nobody renews it and it
 		// expires within one TTL).
 		v.revokeLocked(ctx)
@@ -236,14 +237,14 @@ func (v *Verdicts) write(ctx context.Context, p *publication) error {
 	return nil
 }
 
-// put writes our verdict key bound to our lease, and finds out whether
+// put writes our vote key bound to our lease, and finds out whether
 // another process writes it too: the transaction writes only if the key
 // is bound to our lease or does not exist, and otherwise reads it. A key
 // bound to another lease is overwritten (a process that died leaves its
-// verdict until its lease expires), but if it was rewritten since our own
+// vote until its lease expires), but if it was rewritten since our own
 // last write, another live process publishes under our ID: that is
 // recorded (Duplicate) and logged loudly. v.wmu is held.
-func (v *Verdicts) put(ctx context.Context, key, val string) error {
+func (v *Votes) put(ctx context.Context, key, val string) error {
 	opPut := clientv3.OpPut(key, val, clientv3.WithLease(v.lease))
 	resp, err := v.s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.LeaseValue(key), "=", v.lease)).
@@ -280,8 +281,8 @@ func (v *Verdicts) put(ctx context.Context, key, val string) error {
 	return nil
 }
 
-func (v *Verdicts) duplicate(key string, kv *mvccpb.KeyValue) {
-	var other Verdict
+func (v *Votes) duplicate(key string, kv *mvccpb.KeyValue) {
+	var other Vote
 	json.Unmarshal(kv.Value, &other)
 	d := &DuplicateError{Key: key, Monitor: v.s.id, Host: other.Host, PID: other.PID, Lease: kv.Lease}
 	v.dmu.Lock()
@@ -296,9 +297,9 @@ func (v *Verdicts) duplicate(key string, kv *mvccpb.KeyValue) {
 }
 
 // Duplicate returns the last *DuplicateError a publication found (another
-// live process wrote this monitor's verdict key after this one did), or
+// live process wrote this monitor's vote key after this one did), or
 // nil when none was found.
-func (v *Verdicts) Duplicate() error {
+func (v *Votes) Duplicate() error {
 	v.dmu.Lock()
 	defer v.dmu.Unlock()
 	if v.dup == nil {
@@ -307,19 +308,19 @@ func (v *Verdicts) Duplicate() error {
 	return v.dup
 }
 
-// CheckUnique checks, before this monitor publishes its first verdict,
+// CheckUnique checks, before this monitor publishes its first vote,
 // that no other live process publishes under its monitor ID: it returns
-// a *DuplicateError (ErrDuplicateMonitor) if the verdict key, bound to a
+// a *DuplicateError (ErrDuplicateMonitor) if the vote key, bound to a
 // lease not ours, is written twice more under one lease while it is
 // watched (one late write is a dead process's last); nil if there is
 // no such key, or it vanishes (its lease expires) or is not rewritten
-// within what is left of its lease's TTL — a verdict left by an earlier
+// within what is left of its lease's TTL — a vote left by an earlier
 // run of this monitor; and an error wrapping fstaid.ErrLockUnavailable
 // when etcd cannot be read. A live publisher writes at least once per
-// TTL (see MinVerdictTTL), so the wait is at most two verdict TTLs, and
+// TTL (see MinVoteTTL), so the wait is at most two vote TTLs, and
 // only when a key is there.
-func (v *Verdicts) CheckUnique(ctx context.Context) error {
-	key := v.s.verdictKey()
+func (v *Votes) CheckUnique(ctx context.Context) error {
+	key := v.s.voteKey()
 	gctx, cancel := v.s.withTimeout(ctx)
 	resp, err := v.s.client.Get(gctx, key)
 	cancel()
@@ -336,7 +337,7 @@ func (v *Verdicts) CheckUnique(ctx context.Context) error {
 	if ours {
 		return nil
 	}
-	wait := v.s.verdictTTL
+	wait := v.s.voteTTL
 	tctx, cancel := v.s.withTimeout(ctx)
 	ttl, err := v.s.client.TimeToLive(tctx, clientv3.LeaseID(kv.Lease))
 	cancel()
@@ -364,7 +365,7 @@ func (v *Verdicts) CheckUnique(ctx context.Context) error {
 			if rewrites[ev.Kv.Lease]++; rewrites[ev.Kv.Lease] < 2 {
 				continue
 			}
-			var other Verdict
+			var other Vote
 			json.Unmarshal(ev.Kv.Value, &other)
 			return &DuplicateError{Key: key, Monitor: v.s.id, Host: other.Host, PID: other.PID, Lease: ev.Kv.Lease}
 		}
@@ -375,10 +376,10 @@ func (v *Verdicts) CheckUnique(ctx context.Context) error {
 	return nil
 }
 
-// Live counts the monitors that have a fresh verdict matching this
-// monitor's scope (WithVerdictScope), this monitor's included, and
-// returns their IDs, and those whose verdicts do not match.
-func (v *Verdicts) Live(ctx context.Context) (live, mismatched []string, err error) {
+// Live counts the monitors that have a fresh vote matching this
+// monitor's scope (WithVoteScope), this monitor's included, and
+// returns their IDs, and those whose votes do not match.
+func (v *Votes) Live(ctx context.Context) (live, mismatched []string, err error) {
 	list, err := v.List(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -394,14 +395,14 @@ func (v *Verdicts) Live(ctx context.Context) (live, mismatched []string, err err
 }
 
 // matches reports whether vd is about what this monitor watches.
-func (v *Verdicts) matches(vd Verdict) bool {
+func (v *Votes) matches(vd Vote) bool {
 	return vd.Target == v.s.target && vd.Config == v.s.digest
 }
 
-// revokeLocked revokes the verdict lease, withdrawing the verdict at once,
+// revokeLocked revokes the vote lease, withdrawing the vote at once,
 // and forgets it. Best effort: a lease that cannot be revoked expires by
 // itself, since only a successful write renews it. v.wmu is held.
-func (v *Verdicts) revokeLocked(ctx context.Context) {
+func (v *Votes) revokeLocked(ctx context.Context) {
 	if v.lease == 0 {
 		return
 	}
@@ -418,15 +419,15 @@ func leaseNotFound(err error) bool {
 }
 
 // Probe checks, without changing anything, that etcd has a quorum and
-// that the credentials may write this monitor's verdict key and read the
+// that the credentials may write this monitor's vote key and read the
 // others' (see Lock.Probe for how).
-func (v *Verdicts) Probe(ctx context.Context) error {
+func (v *Votes) Probe(ctx context.Context) error {
 	ctx, cancel := v.s.withTimeout(ctx)
 	defer cancel()
 	_, err := v.s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(v.s.verdictKey()), "<", 0)).
-		Then(clientv3.OpPut(v.s.verdictKey(), "")).
-		Else(clientv3.OpGet(v.s.verdictDir(), clientv3.WithPrefix(), clientv3.WithCountOnly())).
+		If(clientv3.Compare(clientv3.CreateRevision(v.s.voteKey()), "<", 0)).
+		Then(clientv3.OpPut(v.s.voteKey(), "")).
+		Else(clientv3.OpGet(v.s.voteDir(), clientv3.WithPrefix(), clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
 		return v.s.unavailable("probing the verdicts", err)
@@ -434,24 +435,24 @@ func (v *Verdicts) Probe(ctx context.Context) error {
 	return nil
 }
 
-// List returns every fresh verdict (those whose lease is alive), in key
+// List returns every fresh vote (those whose lease is alive), in key
 // order.
-func (v *Verdicts) List(ctx context.Context) ([]Verdict, error) {
+func (v *Votes) List(ctx context.Context) ([]Vote, error) {
 	ctx, cancel := v.s.withTimeout(ctx)
 	defer cancel()
-	resp, err := v.s.client.Get(ctx, v.s.verdictDir(), clientv3.WithPrefix())
+	resp, err := v.s.client.Get(ctx, v.s.voteDir(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, v.s.unavailable("reading the verdicts", err)
 	}
-	return decodeVerdicts(resp.Kvs, v.s.verdictDir()), nil
+	return decodeVotes(resp.Kvs, v.s.voteDir()), nil
 }
 
-func decodeVerdicts(kvs []*mvccpb.KeyValue, dir string) []Verdict {
-	out := make([]Verdict, 0, len(kvs))
+func decodeVotes(kvs []*mvccpb.KeyValue, dir string) []Vote {
+	out := make([]Vote, 0, len(kvs))
 	for _, kv := range kvs {
-		var vd Verdict
+		var vd Vote
 		if json.Unmarshal(kv.Value, &vd) != nil {
-			vd = Verdict{Verdict: "unreadable"}
+			vd = Vote{Value: "unreadable"}
 		}
 		// The key names the monitor; a value cannot claim another's.
 		vd.Monitor = strings.TrimPrefix(string(kv.Key), dir)
@@ -461,15 +462,15 @@ func decodeVerdicts(kvs []*mvccpb.KeyValue, dir string) []Verdict {
 }
 
 // Observer returns a function for fstaid.WithObserver that publishes the
-// verdict of every round in the background (it never blocks the
-// Monitor; a failed publication is logged, and the verdict then expires
-// with its lease), withdraws the verdict when Run stops, and tells the
+// vote of every round in the background (it never blocks the
+// Monitor; a failed publication is logged, and the vote then expires
+// with its lease), withdraws the vote when Run stops, and tells the
 // Quorum check whether the Monitor is armed.
 //
-// A round's verdict: withdrawn when a self check failed; otherwise
+// A round's vote: withdrawn when a self check failed; otherwise
 // "dead" when the primary check failed (every attempt), "alive" when it
 // passed.
-func (v *Verdicts) Observer() func(fstaid.Notice) {
+func (v *Votes) Observer() func(fstaid.Notice) {
 	v.observed.Store(true)
 	v.start()
 	return func(n fstaid.Notice) {
@@ -502,7 +503,7 @@ func (v *Verdicts) Observer() func(fstaid.Notice) {
 	}
 }
 
-func (v *Verdicts) start() {
+func (v *Votes) start() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.started || v.closed {
@@ -513,7 +514,7 @@ func (v *Verdicts) start() {
 	go v.publisher()
 }
 
-func (v *Verdicts) enqueue(p *publication) {
+func (v *Votes) enqueue(p *publication) {
 	v.mu.Lock()
 	v.pending = p // the latest wins
 	v.mu.Unlock()
@@ -523,7 +524,7 @@ func (v *Verdicts) enqueue(p *publication) {
 	}
 }
 
-func (v *Verdicts) publisher() {
+func (v *Votes) publisher() {
 	defer v.wg.Done()
 	for {
 		select {
@@ -553,9 +554,9 @@ func (v *Verdicts) publisher() {
 	}
 }
 
-// Close stops the background publisher and revokes the verdict lease,
-// which withdraws this monitor's verdict at once. Close is idempotent.
-func (v *Verdicts) Close() error {
+// Close stops the background publisher and revokes the vote lease,
+// which withdraws this monitor's vote at once. Close is idempotent.
+func (v *Votes) Close() error {
 	v.mu.Lock()
 	if v.closed {
 		v.mu.Unlock()
@@ -581,32 +582,32 @@ func (v *Verdicts) Close() error {
 }
 
 // Quorum is a fstaid.Check that confirms the target dead only when at
-// least K monitors, counted by their fresh "dead" verdicts, agree. Use it
-// as the secondary check (see Verdicts). Check returns:
+// least K monitors, counted by their fresh "dead" votes, agree. Use it
+// as the secondary check (see Votes). Check returns:
 //   - an error ("dead confirmed": the check failed, the failover may go
-//     on) when at least K distinct monitors have a fresh "dead" verdict;
+//     on) when at least K distinct monitors have a fresh "dead" vote;
 //   - nil (a veto: no failover) otherwise, including when etcd cannot be
 //     read: what cannot be confirmed is not confirmed.
 //
-// When the Monitor is armed (known from Verdicts.Observer), Check first
-// publishes this monitor's own "dead" verdict: an armed Monitor runs the
+// When the Monitor is armed (known from Votes.Observer), Check first
+// publishes this monitor's own "dead" vote: an armed Monitor runs the
 // secondary check only after the primary failed every attempt. During the
 // start-up check it only counts. To keep a slow etcd from turning into a
 // timed-out — that is, failed — check, Check gives up and vetoes a little
 // before its context's deadline (a quarter of the time left, at most a
 // second).
 type Quorum struct {
-	v *Verdicts
-	// K is how many "dead" verdicts, this monitor's included, confirm.
+	v *Votes
+	// K is how many "dead" votes, this monitor's included, confirm.
 	K int
 }
 
 var _ fstaid.Check = (*Quorum)(nil)
 
-// Quorum returns the check requiring k "dead" verdicts. k must be at
+// Quorum returns the check requiring k "dead" votes. k must be at
 // least 1 (1 means this monitor alone decides, like no secondary); it
 // panics otherwise, as a programming error.
-func (v *Verdicts) Quorum(k int) *Quorum {
+func (v *Votes) Quorum(k int) *Quorum {
 	if k < 1 {
 		panic(fmt.Sprintf("etcd: Quorum(%d): k must be at least 1", k))
 	}
@@ -619,7 +620,7 @@ func (q *Quorum) String() string {
 	return fmt.Sprintf("%d dead verdicts under %s", q.K, q.v.s.describe())
 }
 
-// Check publishes (when armed) and counts the verdicts; see Quorum.
+// Check publishes (when armed) and counts the votes; see Quorum.
 func (q *Quorum) Check(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		margin := min(time.Until(dl)/4, time.Second)
@@ -629,7 +630,7 @@ func (q *Quorum) Check(ctx context.Context) error {
 	}
 	log := q.v.s.logger
 	if !q.v.observed.Load() {
-		log.Warn("etcd: Verdicts.Observer is not wired to the Monitor: this monitor publishes no verdict of its own")
+		log.Warn("etcd: Votes.Observer is not wired to the Monitor: this monitor publishes no verdict of its own")
 	}
 	if q.v.armed.Load() {
 		if err := q.v.Publish(ctx, true, "primary check failed"); err != nil {
