@@ -55,10 +55,11 @@ const (
 	// monitor sharing the lock failed over); no handler ran here.
 	TransitionLocked TransitionKind = "locked"
 	// TransitionReady and TransitionNotReady: a readiness run
-	// (WithReadiness) found the failover path ready, or not (Reason
-	// lists the problems); From and To are "unknown", "ready" or
-	// "not-ready". Sent when readiness changes between those, not when
-	// only the problems change.
+	// (WithReadiness) found the failover path ready again, or not ready
+	// (Reason lists the problems); From and To are "unknown" (before the
+	// first run), "ready" or "not-ready". Sent when readiness changes,
+	// not when only the problems change, and not for a first result that
+	// is ready.
 	TransitionReady    TransitionKind = "ready"
 	TransitionNotReady TransitionKind = "not-ready"
 	// TransitionStopped: Run returned without a failover (told to stop,

@@ -499,9 +499,10 @@ func (h *ScriptHandler) Ready(ctx context.Context) []Problem {
 var _ ReadinessCheck = (*ScriptHandler)(nil)
 
 // readinessTransition derives ready and not-ready from a NoticeReadiness:
-// one transition per change of Ready (the first result included, from
-// "unknown"), none when only the problems change. The Monitor's state
-// is not touched.
+// one transition per change of Ready, none when only the problems
+// change. The first result is one only when not ready: a monitor found
+// ready as it starts has nothing to announce (armed said it started).
+// The Monitor's state is not touched.
 func (d *deriver) readinessTransition(n Notice, t Transition) (Transition, bool) {
 	r := n.Readiness
 	if r == nil {
@@ -513,13 +514,13 @@ func (d *deriver) readinessTransition(n Notice, t Transition) (Transition, bool)
 		to, t.Kind = "ready", TransitionReady
 	}
 	from := d.ready
-	if from == to {
+	d.ready = to
+	if from == to || from == "" && r.Ready {
 		return t, false
 	}
 	if from == "" {
 		from = "unknown"
 	}
-	d.ready = to
 	t.From, t.To, t.Reason, t.Record = from, to, r.Summary(), nil
 	return t, true
 }

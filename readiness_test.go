@@ -447,9 +447,9 @@ func TestReadinessFindsTheLockDirectoryReadOnly(t *testing.T) {
 
 func TestReadinessTransitionsNotify(t *testing.T) {
 	// ready, not ready, not ready for another reason too, ready: the
-	// notify command hears the first result and each change of Ready,
-	// in order with the Monitor's own transitions, whose states readiness
-	// does not touch.
+	// notify command hears each change of Ready (a first result that is
+	// ready is no news), in order with the Monitor's own transitions,
+	// whose states readiness does not touch.
 	synctest.Test(t, func(t *testing.T) {
 		denied := fstaid.Problem{Kind: fstaid.ProblemPermission, Resource: "eipalloc-1", Action: "AssociateAddress", Message: "not authorized"}
 		gone := fstaid.Problem{Kind: fstaid.ProblemResource, Resource: "i-standby", Message: "stopped"}
@@ -468,7 +468,7 @@ func TestReadinessTransitionsNotify(t *testing.T) {
 		if err := q.Close(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"armed starting>armed", "ready unknown>ready", "not-ready ready>not-ready", "ready not-ready>ready", "stopped armed>stopped"}
+		want := []string{"armed starting>armed", "not-ready ready>not-ready", "ready not-ready>ready", "stopped armed>stopped"}
 		if got := rec.summary(); !slices.Equal(got, want) {
 			t.Errorf("transitions = %q, want %q", got, want)
 		}
@@ -510,6 +510,32 @@ func TestReconfigureReadinessOnAndOff(t *testing.T) {
 		time.Sleep(15 * time.Second)
 		if rd := m.Status().Readiness; rd != nil || rs.runs() != 1 {
 			t.Errorf("readiness %+v after %d runs, once turned off; want none, and no more runs", rd, rs.runs())
+		}
+	})
+}
+
+// The first result is news only when it is not ready.
+func TestReadinessFirstNotReadyNotifies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gone := fstaid.Problem{Kind: fstaid.ProblemResource, Resource: "i-standby", Message: "stopped"}
+		plan := [][]fstaid.Problem{{gone}, nil}
+		rs := &readyScript{fn: func(_ context.Context, n int) []fstaid.Problem { return plan[min(n, len(plan))-1] }}
+		rec := &recorder{}
+		q := newQueue(t, rec, time.Second)
+		m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithInterval(time.Second),
+			fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}),
+			fstaid.WithReadiness(10*time.Second, rs), fstaid.WithNotifications(q))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := runAsync(ctx, m)
+		time.Sleep(15 * time.Second)
+		cancel()
+		<-done
+		if err := q.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"armed starting>armed", "not-ready unknown>not-ready", "ready not-ready>ready", "stopped armed>stopped"}
+		if got := rec.summary(); !slices.Equal(got, want) {
+			t.Errorf("transitions = %q, want %q", got, want)
 		}
 	})
 }
