@@ -545,6 +545,19 @@ type status struct {
 	// Etcd is the shared view with [etcd]; EtcdError why it is missing.
 	Etcd      *etcdStatus `json:"etcd"`
 	EtcdError string      `json:"etcd_error"`
+	// Readiness is ready, not-ready or unknown; each problem names its
+	// kind and resource.
+	Readiness         string    `json:"readiness"`
+	ReadinessProblems []problem `json:"readiness_problems"`
+	ReadinessChecked  time.Time `json:"readiness_checked"`
+}
+
+// problem is a readiness problem.
+type problem struct {
+	Kind     string `json:"kind"`
+	Resource string `json:"resource"`
+	Action   string `json:"action"`
+	Message  string `json:"message"`
 }
 
 // etcdStatus is contrib/etcd.Status as the suite reads it (in /status and
