@@ -21,7 +21,7 @@ import (
 // Exit 0 when all is well, 1 when something needs attention, 78 on a bad
 // config.
 func cmdCheck(ctx context.Context, path string, out io.Writer) int {
-	cfg, err := LoadConfig(path)
+	cfg, err := loadToolConfig(path)
 	if err != nil {
 		fmt.Fprintln(out, "config:", err)
 		return exitConfig

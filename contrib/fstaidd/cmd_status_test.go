@@ -16,14 +16,14 @@ func TestStatusCommand(t *testing.T) {
 	// Status of a stopped daemon falls back to the lock.
 	data, _ := os.ReadFile(e.config)
 	os.WriteFile(e.config, []byte(strings.Replace(string(data), `listen = "127.0.0.1:0"`, `listen = "127.0.0.1:1"`, 1)), 0o644)
-	if code, out := runCmd(t, "status", "-config", e.config); code != 1 || !strings.Contains(out, "not reachable") || !strings.Contains(out, "free") {
+	if code, out := runCmd(t, "status", "-config", e.config); code != exitUnreachable || !strings.Contains(out, "not reachable") || !strings.Contains(out, "free") {
 		t.Errorf("status of a stopped daemon = %d:\n%s", code, out)
 	}
 	os.WriteFile(e.config, data, 0o644)
 	r := e.start()
 	r.waitState(t, fstaid.StateArmed)
 	addr := strings.TrimPrefix(r.url, "http://")
-	if code, out := runCmd(t, "status", "-config", e.config, "-addr", addr); code != 0 || !strings.Contains(out, `"state": "armed"`) {
+	if code, out := runCmd(t, "status", "-config", e.config, "-addr", addr); code != 0 || !strings.Contains(out, "target db1: ARMED since") {
 		t.Errorf("status = %d:\n%s", code, out)
 	}
 	if resp, body, err := request(context.Background(), "POST", r.url+"/fail", "ops", "pw"); err != nil || resp.StatusCode != 200 {

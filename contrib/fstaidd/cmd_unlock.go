@@ -17,7 +17,7 @@ for the new roles BEFORE starting fstaidd again.`
 
 // cmdUnlock shows the failover record and removes it only with -yes.
 func cmdUnlock(ctx context.Context, path string, yes bool, out, errOut io.Writer) int {
-	cfg, err := LoadConfig(path)
+	cfg, err := loadToolConfig(path)
 	if err != nil {
 		fmt.Fprintln(errOut, err)
 		return exitConfig

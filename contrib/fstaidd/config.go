@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -50,6 +49,10 @@ type Config struct {
 	// without [etcd], the fallback with on_unavailable = "local-lock";
 	// the tools read and remove it.
 	FileLock *fstaid.FileLock
+
+	// unreadSecrets names the password files a tool's load left unread:
+	// systemd credentials, outside the service (secretFiles).
+	unreadSecrets []string
 }
 
 // Global is the [global] section.
@@ -109,10 +112,12 @@ type CheckSection struct {
 }
 
 // User is one [[user]] for basic auth; Password is plain text or a bcrypt
-// hash ($2a$, $2b$, $2y$).
+// hash ($2a$, $2b$, $2y$), given in the config or read from
+// PasswordFile when it loads.
 type User struct {
-	UserID   string
-	Password string
+	UserID       string
+	Password     string
+	PasswordFile string
 	// Role is RoleAdmin (the default, so the original's configs keep
 	// working: may POST /fail) or RoleViewer (/status and /metrics only).
 	Role string
@@ -152,13 +157,22 @@ func (c *Config) ListenAddress() string {
 	return ":" + strconv.Itoa(c.Global.Port)
 }
 
-// LoadConfig reads and validates path; the error lists every problem.
-func LoadConfig(path string) (*Config, error) {
+// LoadConfig reads and validates path, as the daemon needs it: every
+// password file read. The error lists every problem.
+func LoadConfig(path string) (*Config, error) { return loadConfig(path, false) }
+
+// loadToolConfig is LoadConfig for the operator's commands, which run
+// outside the service: a password file named relative to
+// $CREDENTIALS_DIRECTORY is left unread while that is unset
+// (Config.unreadSecrets), instead of failing the load.
+func loadToolConfig(path string) (*Config, error) { return loadConfig(path, true) }
+
+func loadConfig(path string, tool bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
-	cfg, err := ParseConfig(string(data))
+	cfg, err := parseConfig(string(data), newSecretFiles(tool))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", errConfig, path, err)
 	}
@@ -171,7 +185,9 @@ func LoadConfig(path string) (*Config, error) {
 // key (config's spelling: "[global] port", "[[user]] #2 userid"): each
 // section reads its own keys from the one decoded file and validates
 // them, [aws] and [etcd] in the packages that own them.
-func ParseConfig(data string) (*Config, error) {
+func ParseConfig(data string) (*Config, error) { return parseConfig(data, newSecretFiles(false)) }
+
+func parseConfig(data string, secrets *secretFiles) (*Config, error) {
 	root, err := config.Parse(data)
 	if err != nil {
 		return nil, err
@@ -184,10 +200,10 @@ func ParseConfig(data string) (*Config, error) {
 	if t := root.Table("handler", !root.Has("aws")); t != nil {
 		cfg.Handler = decodeCommandSection(t)
 	}
-	cfg.Primary = decodeCheckSection(root.Table("primary", true), "primary", fstaid.WithPrimary)
-	cfg.Secondary = decodeCheckSection(root.Table("secondary", false), "secondary", fstaid.WithSecondary)
-	cfg.Self = decodeCheckSection(root.Table("self", false), "self", fstaid.WithSelf)
-	cfg.Users = decodeUsers(root)
+	cfg.Primary = decodeCheckSection(root.Table("primary", true), "primary", fstaid.WithPrimary, secrets)
+	cfg.Secondary = decodeCheckSection(root.Table("secondary", false), "secondary", fstaid.WithSecondary, secrets)
+	cfg.Self = decodeCheckSection(root.Table("self", false), "self", fstaid.WithSelf, secrets)
+	cfg.Users = decodeUsers(root, secrets)
 	if t := root.Table("aws", false); t != nil {
 		cfg.AWS = awsx.DecodeSection(t)
 	}
@@ -203,6 +219,7 @@ func ParseConfig(data string) (*Config, error) {
 		return nil, err
 	}
 	cfg.FileLock = fstaid.NewFileLock(cfg.LockFile())
+	cfg.unreadSecrets = secrets.unread
 	return cfg, nil
 }
 
@@ -331,7 +348,7 @@ func requiredTimeout(t *config.Table) time.Duration {
 	return v
 }
 
-func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, time.Duration) fstaid.Option) *CheckSection {
+func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, time.Duration) fstaid.Option, secrets *secretFiles) *CheckSection {
 	if t == nil {
 		return nil
 	}
@@ -374,7 +391,7 @@ func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, ti
 			t.Errorf("username", "the http URL carries credentials too: give them in one place (preferably username and password_file)")
 		}
 	}
-	s.readCredentials(t)
+	s.readCredentials(t, secrets)
 	if s.TCP != "" {
 		if _, _, err := net.SplitHostPort(s.TCP); err != nil {
 			t.Errorf("tcp", "must be host:port: %v", err)
@@ -394,13 +411,9 @@ func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, ti
 	return s
 }
 
-// maxPasswordFile bounds what password_file may hold: a password, not a
-// device that never ends.
-const maxPasswordFile = 4 << 10
-
 // readCredentials validates username and password_file and reads the
 // password. No message shows the password or the file's content.
-func (s *CheckSection) readCredentials(t *config.Table) {
+func (s *CheckSection) readCredentials(t *config.Table, secrets *secretFiles) {
 	if s.Username == "" && s.PasswordFile == "" {
 		return
 	}
@@ -422,32 +435,8 @@ func (s *CheckSection) readCredentials(t *config.Table) {
 	case s.PasswordFile == "":
 		t.Errorf("password_file", "is required with username (a file holding the password alone)")
 		return
-	case !filepath.IsAbs(s.PasswordFile):
-		t.Errorf("password_file", "must be an absolute path, got %q", s.PasswordFile)
-		return
 	}
-	f, err := os.Open(s.PasswordFile)
-	if err != nil {
-		t.Errorf("password_file", "cannot read %s: %v", s.PasswordFile, unwrapPathError(err))
-		return
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
-	switch {
-	case err != nil:
-		t.Errorf("password_file", "cannot read %s: %v", s.PasswordFile, unwrapPathError(err))
-		return
-	case len(data) > maxPasswordFile:
-		t.Errorf("password_file", "%s holds more than %d bytes: want the password alone", s.PasswordFile, maxPasswordFile)
-		return
-	}
-	// A final newline (echo secret > file) is not part of the password.
-	pw := strings.TrimRight(string(data), "\r\n")
-	if pw == "" {
-		t.Errorf("password_file", "%s is empty", s.PasswordFile)
-		return
-	}
-	s.password = pw
+	s.password, _ = secrets.read(t, "password_file", s.PasswordFile)
 }
 
 // urlReason is why url.Parse refused a URL, without the URL itself (its
@@ -478,13 +467,14 @@ func shownURL(rawURL string) string {
 	return u.Redacted()
 }
 
-func decodeUsers(root *config.Table) []User {
+func decodeUsers(root *config.Table, secrets *secretFiles) []User {
 	var users []User
 	seen := map[string]bool{}
 	for _, t := range root.Tables("user") {
 		var u User
 		u.UserID, _ = t.String("userid")
 		u.Password, _ = t.String("password")
+		u.PasswordFile, _ = t.String("password_file")
 		u.Role = RoleAdmin
 		if r, ok := t.String("role"); ok {
 			switch r {
@@ -504,19 +494,33 @@ func decodeUsers(root *config.Table) []User {
 			t.Errorf("userid", "duplicate user %q", u.UserID)
 		}
 		seen[u.UserID] = true
-		if u.Password == "" {
-			t.Errorf("password", "is required")
-		} else if isBcrypt(u.Password) {
-			if cost, err := bcryptCost(u.Password); err != nil {
-				t.Errorf("password", "looks like a bcrypt hash but is not one: %v", err)
-			} else if cost > maxBcryptCost {
-				t.Errorf("password", "bcrypt cost %d is above %d: every login would cost too much CPU", cost, maxBcryptCost)
+		switch {
+		case t.Has("password") && t.Has("password_file"):
+			t.Errorf("password_file", "set password or password_file, not both")
+		case t.Has("password_file"):
+			pw, ok := secrets.read(t, "password_file", u.PasswordFile)
+			u.Password = pw
+			if ok && isBcrypt(pw) {
+				u.checkBcrypt(t, "password_file")
 			}
+		case u.Password == "":
+			t.Errorf("password", "is required (or password_file)")
+		case isBcrypt(u.Password):
+			u.checkBcrypt(t, "password")
 		}
 		t.Done()
 		users = append(users, u)
 	}
 	return users
+}
+
+// checkBcrypt validates a bcrypt hash given by key.
+func (u *User) checkBcrypt(t *config.Table, key string) {
+	if cost, err := bcryptCost(u.Password); err != nil {
+		t.Errorf(key, "looks like a bcrypt hash but is not one: %v", err)
+	} else if cost > maxBcryptCost {
+		t.Errorf(key, "bcrypt cost %d is above %d: every login would cost too much CPU", cost, maxBcryptCost)
+	}
 }
 
 // validate checks what needs more than one section.

@@ -109,13 +109,21 @@ func (d *daemon) run(ctx context.Context) int {
 	// Take the activated sockets first, whatever happens next: on a bad
 	// config the queued connections must still be answered.
 	activated, actErr := systemd.Listeners()
-	s := &session{failLs: pickFailListeners(activated), logger: fallbackLogger(d.stderr)}
+	s := &session{failLs: pickFailListeners(activated), logger: fallbackLogger(d.stderr), logsToStderr: !systemd.JournalStream()}
 	defer s.close()
 	err := d.start(ctx, s, actErr)
 	code := exitStatus(err)
 	if !s.serving && drainsOnExit(code) {
 		// The monitor never served: tell the queued requests why.
 		serveDrain(s.failLs, configErrorHandler(err), s.logger)
+	}
+	if code == exitConfig && err != nil && isTerminal(d.stderr) {
+		// A person at a terminal reads every problem on a line of its
+		// own; the log (a file, the journal) keeps its one-line record.
+		fmt.Fprintln(d.stderr, err)
+		if s.logsToStderr {
+			return code
+		}
 	}
 	logExit(s.logger, code, err)
 	return code
@@ -136,8 +144,11 @@ type session struct {
 	failLs  []net.Listener // the activated "fail" sockets, if any
 	logger  *slog.Logger   // the fallback logger until the config names one
 	logFile *reopenFile
-	serving bool // the HTTP server answers on the listeners
-	closers []func()
+	// logsToStderr: logger writes text to stderr (not a file, not the
+	// journal).
+	logsToStderr bool
+	serving      bool // the HTTP server answers on the listeners
+	closers      []func()
 }
 
 func (s *session) close() {
@@ -169,6 +180,7 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 		return configError(err)
 	}
 	s.logger, s.logFile = logger, logFile
+	s.logsToStderr = logFile == nil && !cfg.Global.Journal && !systemd.JournalStream()
 	// SIGHUP reopens the log file and reloads the configuration
 	// (reload.go); without a handler it would kill us.
 	hup := make(chan os.Signal, 1)
@@ -190,6 +202,7 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 
 	notifier := systemd.NewNotifier()
 	met := newMetrics()
+	rec := &recent{}
 	st := &statusLine{n: notifier, target: cfg.Global.Target}
 	// Readiness runs count their EC2 requests (readiness.go).
 	awsOpts := []awsx.Option{awsx.WithReadinessCalls(met.readiness.awsCall)}
@@ -223,7 +236,7 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 	defer func() { closeNotifications(notes, reloads.config(), logger) }()
 	met.reg.MustRegister(newNotifyCollector(notes))
 	opts = append(opts, fstaid.WithLogger(logger),
-		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe),
+		fstaid.WithObserver(met.observe), fstaid.WithObserver(st.observe), fstaid.WithObserver(rec.observe),
 		fstaid.WithObserver(newPageReleaser(logger, os.Getenv).observe), fstaid.WithNotifications(notes))
 	opts = append(opts, d.extraOpts...)
 	m, err := fstaid.New(opts...)
@@ -252,7 +265,7 @@ func (d *daemon) start(ctx context.Context, s *session, actErr error) error {
 		}
 	}
 
-	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: fmt.Sprint(lock), logger: logger, gather: met.reg, etcd: store, stopping: ctx,
+	a := &api{monitor: m, auth: newAuth(cfg.Users), lock: fmt.Sprint(lock), logger: logger, gather: met.reg, etcd: store, recent: rec, stopping: ctx,
 		reloads: reloads}
 	srv := newHTTPServer(a.handler(), logger)
 	var serving sync.WaitGroup

@@ -205,33 +205,18 @@ func etcdCheck(ctx context.Context, cfg *Config, store *etcd.Store) []string {
 	return lines
 }
 
-// etcdStatus is `fstaidd status`'s part for etcd: the record, its holder
-// and every monitor's vote.
-func etcdStatus(ctx context.Context, cfg *Config) []string {
-	if cfg.Etcd == nil {
-		return nil
-	}
+// readEtcdStatus is `fstaidd status`'s view of etcd when the daemon does
+// not answer: the record, its holder and every monitor's vote.
+func readEtcdStatus(ctx context.Context, cfg *Config) (*etcd.Status, error) {
 	store, err := openEtcd(cfg, discard)
 	if err != nil {
-		return []string{"etcd: " + err.Error()}
+		return nil, err
 	}
 	defer store.Close()
 	if k := cfg.Etcd.Quorum; k > 0 {
 		store.Votes().Quorum(k) // Status counts the live monitors against k
 	}
-	st, err := store.Status(ctx)
-	if err != nil {
-		return []string{"etcd: " + err.Error()}
-	}
-	data, _ := json.MarshalIndent(st, "", "  ")
-	lines := []string{"etcd (all monitors):", string(data)}
-	if st.Interrupted {
-		lines = append(lines, "WARNING: a failover was interrupted (its holder died mid-handler): check the target and the standby by hand")
-	}
-	for _, w := range st.Warnings {
-		lines = append(lines, "WARNING: "+w)
-	}
-	return lines
+	return store.Status(ctx)
 }
 
 // etcdUnlock removes the etcd record, only if it is still the one shown.

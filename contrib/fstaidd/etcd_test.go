@@ -94,7 +94,7 @@ func TestEtcdTwoDaemonsOneFailover(t *testing.T) {
 		t.Errorf("a file lock was written: %v", err)
 	}
 	// status shows the shared record; unlock removes it only with -yes.
-	if _, out := runCmd(t, "status", "-config", e1.config, "-addr", "127.0.0.1:1"); !strings.Contains(out, `"state": "done"`) {
+	if _, out := runCmd(t, "status", "-config", e1.config, "-addr", "127.0.0.1:1"); !strings.Contains(out, "shared record: DONE") {
 		t.Errorf("status lacks the etcd record:\n%s", out)
 	}
 	if code, out := runCmd(t, "unlock", "-config", e1.config); code != 1 || !strings.Contains(out, "roles are swapped") {
@@ -379,15 +379,15 @@ func TestStatusOfStoppedDaemonShowsTheEtcdRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out := runCmd(t, "status", "-config", e.config, "-addr", "127.0.0.1:1")
-	if code != 1 || !strings.Contains(out, "not reachable") || !strings.Contains(out, "lock: in etcd") ||
-		!strings.Contains(out, `"host": "mon-elsewhere"`) || strings.Contains(out, "free") {
+	if code != exitUnreachable || !strings.Contains(out, "not reachable") || !strings.Contains(out, "lock: in etcd") ||
+		!strings.Contains(out, "by mon-elsewhere pid 4242") || strings.Contains(out, "free") {
 		t.Errorf("status of a stopped daemon with [etcd] = %d:\n%s", code, out)
 	}
 	// With the local-lock fallback, the file is shown too, named as such.
 	data, _ := os.ReadFile(e.config)
 	os.WriteFile(e.config, append(data, "on_unavailable = \"local-lock\"\n"...), 0o644)
 	if _, out := runCmd(t, "status", "-config", e.config, "-addr", "127.0.0.1:1"); !strings.Contains(out, "fallback lock") ||
-		!strings.Contains(out, e.lockPath()+": free") || !strings.Contains(out, `"host": "mon-elsewhere"`) {
+		!strings.Contains(out, e.lockPath()+": free") || !strings.Contains(out, "by mon-elsewhere pid 4242") {
 		t.Errorf("status with the local-lock fallback:\n%s", out)
 	}
 }

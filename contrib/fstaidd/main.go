@@ -6,7 +6,7 @@
 //	fstaidd [-config /etc/fstaidd/fstaidd.toml]   run the monitor
 //	fstaidd [-i INSTANCE]                         the same with /etc/fstaidd/INSTANCE.toml
 //	fstaidd check   [-config ...]                 validate config and environment
-//	fstaidd fail    [-config ...] [-exit N]       ask the running daemon to fail over
+//	fstaidd fail    [-config ...] [-reason TEXT] [-yes] [-exit N]  ask the running daemon to fail over
 //	fstaidd status  [-config ...]                 show the daemon's state and the lock
 //	fstaidd unlock  [-config ...] [-yes]          show the record; remove it with -yes
 //	fstaidd demo                                  watch a throwaway target die, on loopback
@@ -123,22 +123,24 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return cmdCheck(ctx, *config, stdout)
 	case "fail":
-		exit := fs.Int("exit", 1, "exit status the handler sees for both checks")
-		user := fs.String("user", "", "user for basic auth (default: the config's first [[user]])")
-		password := fs.String("password", "", "password (default: the config's, if plain)")
-		addr := fs.String("addr", "", "daemon address (default: from the config)")
+		var f failFlags
+		f.register(fs, "the config's first admin [[user]]")
+		fs.IntVar(&f.exit, "exit", 1, "exit status the handler sees for both checks")
+		fs.StringVar(&f.reason, "reason", "", fmt.Sprintf("why, kept in the failover record next to who asked (one line, at most %d bytes)", maxReason))
+		fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation (asked only when stdin is a terminal)")
 		if parseFails(2) {
 			return help
 		}
-		return cmdFail(ctx, *config, *addr, *user, *password, *exit, stdout, stderr)
+		return cmdFail(ctx, *config, &f, stdin, stdout, stderr)
 	case "status":
-		user := fs.String("user", "", "user for basic auth")
-		password := fs.String("password", "", "password")
-		addr := fs.String("addr", "", "daemon address (default: from the config)")
+		var f statusFlags
+		f.register(fs, "the config's first [[user]]")
+		fs.BoolVar(&f.json, "json", false, "print the machine form: the daemon's /status, or the lock and etcd as read here")
+		fs.IntVar(&f.rounds, "rounds", 5, fmt.Sprintf("how many recent rounds to show (the daemon keeps %d)", recentRounds))
 		if parseFails(2) {
 			return help
 		}
-		return cmdStatus(ctx, *config, *addr, *user, *password, stdout, stderr)
+		return cmdStatus(ctx, *config, &f, stdout, stderr)
 	case "unlock":
 		yes := fs.Bool("yes", false, "remove the record (without it, only show it)")
 		if parseFails(2) {
@@ -166,7 +168,8 @@ const usage = `usage:
   fstaidd COMMAND -i INSTANCE ...               any command, for fstaidd@INSTANCE.service:
                                                 -config /etc/fstaidd/INSTANCE.toml
   fstaidd check   [-config FILE]                validate the config and the environment
-  fstaidd fail    [-config FILE] [-exit N]      ask the running daemon to fail over
+  fstaidd fail    [-config FILE] [-reason TEXT] [-yes] [-exit N]
+                                                ask the running daemon to fail over (asks first on a terminal)
   fstaidd status  [-config FILE]                the daemon's state and the lock
   fstaidd unlock  [-config FILE] [-yes]         show the failover record; remove it with -yes
   fstaidd demo                                  watch a throwaway target die (loopback only)

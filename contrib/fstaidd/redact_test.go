@@ -257,6 +257,7 @@ func TestCheckCommandRedactsPasswords(t *testing.T) {
 // Config errors about check URLs and credentials name the key (and the
 // password file), never a password.
 func TestCheckCredentialConfigErrors(t *testing.T) {
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "pw")
 	os.WriteFile(pwFile, []byte(checkSecret+"\n"), 0o600)
@@ -278,7 +279,7 @@ func TestCheckCredentialConfigErrors(t *testing.T) {
 		{"password_file alone", fmt.Sprintf("http = \"http://h/\"\npassword_file = %q", pwFile), []string{"[primary] username: is required with password_file"}},
 		{"username with a colon", fmt.Sprintf("http = \"http://h/\"\nusername = \"a:b\"\npassword_file = %q", pwFile), []string{`[primary] username: "a:b" contains ':'`}},
 		{"not an http check", fmt.Sprintf("tcp = \"h:1\"\nusername = \"monitor\"\npassword_file = %q", pwFile), []string{"[primary] username: applies only to an http check", "[primary] password_file: applies only to an http check"}},
-		{"relative password_file", "http = \"http://h/\"\nusername = \"monitor\"\npassword_file = \"pw\"", []string{`[primary] password_file: must be an absolute path, got "pw"`}},
+		{"relative password_file", "http = \"http://h/\"\nusername = \"monitor\"\npassword_file = \"pw\"", []string{`[primary] password_file: must be an absolute path, or a credential name when $CREDENTIALS_DIRECTORY is set (systemd's LoadCredential=); it is not set, got "pw"`}},
 		{"missing password_file", fmt.Sprintf("http = \"http://h/\"\nusername = \"monitor\"\npassword_file = %q", missing), []string{"[primary] password_file: cannot read " + missing + ": no such file or directory"}},
 		{"password_file a directory", fmt.Sprintf("http = \"http://h/\"\nusername = \"monitor\"\npassword_file = %q", dir), []string{"[primary] password_file: cannot read " + dir + ": is a directory"}},
 		{"empty password_file", fmt.Sprintf("http = \"http://h/\"\nusername = \"monitor\"\npassword_file = %q", empty), []string{"[primary] password_file: " + empty + " is empty"}},

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,6 +42,7 @@ type api struct {
 	logger  *slog.Logger
 	gather  prometheus.Gatherer
 	etcd    *etcd.Store // nil without [etcd]
+	recent  *recent     // nil: /status shows no recent rounds
 	// stopping ends when fstaidd is told to stop: a /fail still waiting
 	// for another attempt then gives up instead of beginning a failover
 	// the stop could cut short. Nil: never.
@@ -162,9 +165,41 @@ func (a *api) adminOnly(next http.Handler) http.Handler {
 
 // failResponse is the body of every /fail answer.
 type failResponse struct {
-	Accepted bool           `json:"accepted"`
-	Message  string         `json:"message"`
-	Record   *fstaid.Record `json:"record,omitempty"`
+	Accepted bool `json:"accepted"`
+	// Outcome says what happened, for machines (fstaidd fail's exit
+	// status): one of the outcome constants; empty for a refused request.
+	Outcome string         `json:"outcome,omitempty"`
+	Message string         `json:"message"`
+	Record  *fstaid.Record `json:"record,omitempty"`
+}
+
+// The outcomes of POST /fail.
+const (
+	outcomeDone            = "done"             // 200: failed over, every handler succeeded
+	outcomeHandlerFailed   = "handler-failed"   // 500: failed over, a handler failed
+	outcomeLocked          = "locked"           // 409: a failover already happened
+	outcomeLockUnavailable = "lock-unavailable" // 503: the lock could not be taken
+	outcomeStopping        = "stopping"         // 503: fstaidd is stopping; nothing began
+)
+
+// maxReason bounds POST /fail's reason, and maxFailForm its form body.
+const (
+	maxReason   = 512
+	maxFailForm = 8 << 10
+)
+
+// checkReason validates a failover's reason (the comment kept in the
+// record): at most maxReason bytes of UTF-8 text on one line.
+func checkReason(reason string) error {
+	switch {
+	case len(reason) > maxReason:
+		return fmt.Errorf("is %d bytes long: at most %d", len(reason), maxReason)
+	case !utf8.ValidString(reason):
+		return errors.New("is not UTF-8 text")
+	case strings.ContainsFunc(reason, unicode.IsControl):
+		return errors.New("holds a control character (a newline, say): want one line of text")
+	}
+	return nil
 }
 
 func (a *api) fail(w http.ResponseWriter, r *http.Request) {
@@ -175,8 +210,20 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	// The parameters come in the query (the original's ?exit=N) or a
+	// form body (fstaidd fail sends its reason so).
+	r.Body = http.MaxBytesReader(w, r.Body, maxFailForm)
+	if err := r.ParseForm(); err != nil {
+		writeJSON(w, http.StatusBadRequest, failResponse{Message: "cannot read the form: " + err.Error()})
+		return
+	}
+	reason := r.Form.Get("reason")
+	if err := checkReason(reason); err != nil {
+		writeJSON(w, http.StatusBadRequest, failResponse{Message: "reason " + err.Error()})
+		return
+	}
 	code := 1
-	if s := r.URL.Query().Get("exit"); s != "" {
+	if s := r.Form.Get("exit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, failResponse{Message: "exit must be an integer: " + err.Error()})
@@ -190,7 +237,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request) {
 	}
 	// The answer comes once the handlers returned.
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.monitor.FailoverBound() + writeTimeout))
-	a.logger.Warn("manual failover requested", "requested_by", who, "exit", code)
+	a.logger.Warn("manual failover requested", "requested_by", who, "exit", code, "comment", reason)
 	// A client that disconnects must not cut a failover in half; a stop
 	// of fstaidd before this failover began ends the wait (Fail runs a
 	// begun failover to completion whatever its context does).
@@ -201,13 +248,15 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.monitor.Fail(ctx, fstaid.WithExitCode(code), fstaid.WithRequestedBy(who))
 	switch {
 	case rec == nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		writeJSON(w, http.StatusServiceUnavailable, failResponse{Message: "fstaidd is stopping: this request began no failover (one already running finishes: see /status or fstaidd status); ask the next instance"})
+		writeJSON(w, http.StatusServiceUnavailable, failResponse{Outcome: outcomeStopping, Message: "fstaidd is stopping: this request began no failover (one already running finishes: see /status or fstaidd status); ask the next instance"})
 	case err == nil:
-		writeJSON(w, http.StatusOK, failResponse{Accepted: true, Message: "failed over; every handler succeeded", Record: rec})
+		writeJSON(w, http.StatusOK, failResponse{Accepted: true, Outcome: outcomeDone, Message: "failed over; every handler succeeded", Record: rec})
 	case errors.Is(err, fstaid.ErrHandlerFailed):
-		writeJSON(w, http.StatusInternalServerError, failResponse{Accepted: true, Message: err.Error(), Record: rec})
+		writeJSON(w, http.StatusInternalServerError, failResponse{Accepted: true, Outcome: outcomeHandlerFailed, Message: err.Error(), Record: rec})
 	case errors.Is(err, fstaid.ErrLocked):
-		writeJSON(w, http.StatusConflict, failResponse{Message: "a failover already happened; see the record", Record: rec})
+		writeJSON(w, http.StatusConflict, failResponse{Outcome: outcomeLocked, Message: "a failover already happened; see the record", Record: rec})
+	case errors.Is(err, fstaid.ErrLockUnavailable):
+		writeJSON(w, http.StatusServiceUnavailable, failResponse{Outcome: outcomeLockUnavailable, Message: err.Error()})
 	default:
 		writeJSON(w, http.StatusServiceUnavailable, failResponse{Message: err.Error()})
 	}
@@ -216,10 +265,15 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request) {
 // statusResponse is GET /status.
 type statusResponse struct {
 	fstaid.Status
-	Armed   bool   `json:"armed"`
-	Lock    string `json:"lock"`
-	PID     int    `json:"pid"`
-	Version string `json:"version"`
+	Armed bool `json:"armed"`
+	// Since is when the monitor entered State.
+	Since time.Time `json:"since,omitzero"`
+	// RecentRounds are the last rounds (at most recentRounds), newest
+	// first.
+	RecentRounds []fstaid.Round `json:"recent_rounds,omitempty"`
+	Lock         string         `json:"lock"`
+	PID          int            `json:"pid"`
+	Version      string         `json:"version"`
 	// Etcd is the shared view with [etcd]: the record, its holder, every
 	// monitor's verdict; EtcdError says why it is missing.
 	Etcd      *etcd.Status `json:"etcd,omitempty"`
@@ -242,6 +296,9 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	resp.Readiness = readinessState(a.readinessOn(), st.Readiness)
 	if r := st.Readiness; r != nil {
 		resp.ReadinessProblems, resp.ReadinessChecked = r.Problems, r.Checked
+	}
+	if a.recent != nil {
+		resp.Since, resp.RecentRounds = a.recent.snapshot()
 	}
 	if a.etcd != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)

@@ -178,7 +178,7 @@ password = "pw"
 		t.Fatalf("the handler ran for a viewer: %q", c)
 	}
 	var out, errb strings.Builder
-	if code := cmdFail(context.Background(), e.config, strings.TrimPrefix(r.url, "http://"), "", "", 1, &out, &errb); code != 0 {
+	if code := cmdFail(context.Background(), e.config, &failFlags{clientFlags: clientFlags{addr: strings.TrimPrefix(r.url, "http://")}, exit: 1}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("fstaidd fail (first admin, ops): exit %d %s %s", code, out.String(), errb.String())
 	}
 	if c := e.calls(); len(c) != 1 {

@@ -81,16 +81,15 @@ func TestEtcdMonitors(t *testing.T) {
 		// Its holder lease (holder_ttl = 2) expires: the record stays,
 		// marked interrupted, and nobody takes over.
 		other := otherThan(winner)
-		var out string
 		waitFor(t, 15*time.Second, "the record to show the interruption", func() bool {
-			var st *etcdStatus
-			st, out = n.etcdView(other)
+			st, _ := n.etcdView(other)
 			return st.Interrupted
 		})
 		st, _ := n.etcdView(other)
 		if st.Record == nil || st.Record.State != "failing-over" || st.Record.PID != ds[winner].cmd.Process.Pid || st.Holder != nil {
 			t.Errorf("record after the holder died = %+v holder %+v, want failing-over by pid %d, no holder", st.Record, st.Holder, ds[winner].cmd.Process.Pid)
 		}
+		out, _ := fstaiddToolIn(t, other, "status", "-config", filepath.Join(n.dir, other, "fstaidd.toml"))
 		wantLog(t, out, "WARNING: a failover was interrupted")
 
 		// systemd would restart it: it refuses, the handler is not run again.
@@ -172,7 +171,7 @@ func TestEtcdMonitors(t *testing.T) {
 // recordEtcdViewInHandler makes the shared handler save `fstaidd status`
 // of the monitor running it (calls/call.N/etcd) before it sleeps.
 func (n *etcdNet) recordEtcdViewInHandler(sleep time.Duration) {
-	n.s.handlerAction = fmt.Sprintf(`%s status -config %q/"$FSTAID_E2E_MONITOR"/fstaidd.toml > "$d/call.$n/etcd.tmp" 2>&1
+	n.s.handlerAction = fmt.Sprintf(`%s status -json -config %q/"$FSTAID_E2E_MONITOR"/fstaidd.toml > "$d/call.$n/etcd.tmp" 2>&1
 mv "$d/call.$n/etcd.tmp" "$d/call.$n/etcd"`, fstaiddBin, n.dir)
 	n.s.writeHandler(sleep, 0)
 }

@@ -190,29 +190,30 @@ func (n *etcdNet) restoreEtcd() {
 	}
 }
 
-// etcdView runs `fstaidd status` on host m and returns the etcd part of
-// what it prints: the shared record, its holder and every verdict.
+// etcdView runs `fstaidd status -json` on host m and returns its etcd
+// view (the shared record, its holder and every verdict) and the output.
 func (n *etcdNet) etcdView(m string) (*etcdStatus, string) {
 	t := n.t
 	t.Helper()
-	out, _ := fstaiddToolIn(t, m, "status", "-config", filepath.Join(n.dir, m, "fstaidd.toml"))
-	return parseEtcdView(t, "fstaidd status on "+m, out), out
+	out, _ := fstaiddToolIn(t, m, "status", "-json", "-config", filepath.Join(n.dir, m, "fstaidd.toml"))
+	return parseEtcdView(t, "fstaidd status -json on "+m, out), out
 }
 
-// parseEtcdView finds the etcd part of `fstaidd status` output: a line
-// "etcd (all monitors):", then the JSON of contrib/etcd.Status.
+// parseEtcdView is the etcd view of `fstaidd status -json` output: the
+// daemon's when it answered, else read from etcd by the tool.
 func parseEtcdView(t *testing.T, what, out string) *etcdStatus {
 	t.Helper()
-	const head = "etcd (all monitors):\n"
-	i := strings.Index(out, head)
-	if i < 0 {
-		t.Fatalf("%s shows no etcd view:\n%s", what, out)
+	var st struct {
+		Etcd      *etcdStatus `json:"etcd"`
+		EtcdError string      `json:"etcd_error"`
 	}
-	var st etcdStatus
-	if err := json.NewDecoder(strings.NewReader(out[i+len(head):])).Decode(&st); err != nil {
-		t.Fatalf("%s: the etcd view is not JSON (%v):\n%s", what, err, out)
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&st); err != nil {
+		t.Fatalf("%s: not JSON (%v):\n%s", what, err, out)
 	}
-	return &st
+	if st.Etcd == nil {
+		t.Fatalf("%s shows no etcd view (%s):\n%s", what, st.EtcdError, out)
+	}
+	return st.Etcd
 }
 
 // runEtcdMember is the etcd role: one member of the test cluster,

@@ -167,7 +167,7 @@ func TestScenario11DeadAtStartup(t *testing.T) {
 		cli.Env = cleanEnv()
 		out, err := cli.CombinedOutput()
 		cancel()
-		if err != nil || !strings.Contains(string(out), `"state": "unarmed"`) {
+		if err != nil || !strings.Contains(string(out), ": UNARMED since") {
 			t.Errorf("fstaidd status: %v\n%s\nwant state unarmed", err, out)
 		}
 		// Several intervals: still unarmed, no failover.
