@@ -82,9 +82,11 @@ type Result struct {
 	// Error is the failure's text, empty for a pass.
 	Error string `json:"error,omitempty"`
 	// Start and Duration time the check (the last attempt, for the
-	// primary check).
-	Start    time.Time     `json:"start"`
-	Duration time.Duration `json:"duration_ns"`
+	// primary check). A check that never ran (a manual failover's, a
+	// secondary that is not configured) has a zero Start, and its JSON
+	// leaves both out rather than show zero times.
+	Start    time.Time     `json:"start,omitzero"`
+	Duration time.Duration `json:"duration_ns,omitzero"`
 	// Attempts counts the primary check's attempts in this round.
 	Attempts int `json:"attempts,omitempty"`
 }
