@@ -27,6 +27,9 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 		return exitConfig
 	}
 	fmt.Fprintf(out, "config %s: OK\n", path)
+	for _, s := range cfg.unreadSecrets {
+		fmt.Fprintf(out, "  note: %s names a systemd credential, which only the service reads ($CREDENTIALS_DIRECTORY is not set here)\n", s)
+	}
 	problems := 0
 	bad := func(format string, args ...any) {
 		problems++
@@ -50,6 +53,10 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 	debug := cfg.Global.Mode == "debug"
 	for _, s := range []*CheckSection{cfg.Self, cfg.Primary, cfg.Secondary} {
 		if s == nil {
+			continue
+		}
+		if s.Username != "" && s.password == "" {
+			fmt.Fprintf(out, "%s check %s: not run here: its password is a systemd credential\n", s.Name, s.describe())
 			continue
 		}
 		c, err := s.check(cfg, debug)

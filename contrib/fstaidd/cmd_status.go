@@ -184,7 +184,7 @@ func showRounds(p func(string, ...any), st *statusResponse, n int) {
 
 // describeResult is one check's result and latency, on one line.
 func describeResult(res *fstaid.Result) string {
-	s := res.Check + " "
+	s := res.Name + " "
 	switch {
 	case res.Passed:
 		s += "pass"
@@ -225,6 +225,9 @@ func showRecord(out func(string, ...any), indent, label string, rec *fstaid.Reco
 		switch ev.Reason {
 		case fstaid.ReasonManual:
 			p("  requested by %s (exit status given to the handlers: %d)", orUnknown(ev.RequestedBy), ev.Primary.ExitStatus)
+			if rec.Comment != "" {
+				p("  reason: %s", rec.Comment)
+			}
 		default:
 			checks := []string{describeResult(&ev.Primary)}
 			if ev.Secondary.ExitStatus != -1 || ev.Secondary.Passed || !ev.Secondary.Start.IsZero() {

@@ -245,7 +245,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request) {
 	if ctx == nil {
 		ctx = context.WithoutCancel(r.Context())
 	}
-	rec, err := a.monitor.Fail(ctx, fstaid.WithExitCode(code), fstaid.WithRequestedBy(who))
+	rec, err := a.monitor.Fail(ctx, fstaid.WithExitCode(code), fstaid.WithRequestedBy(who), fstaid.WithComment(reason))
 	switch {
 	case rec == nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		writeJSON(w, http.StatusServiceUnavailable, failResponse{Outcome: outcomeStopping, Message: "fstaidd is stopping: this request began no failover (one already running finishes: see /status or fstaidd status); ask the next instance"})
