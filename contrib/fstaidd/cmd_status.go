@@ -265,7 +265,7 @@ func orUnknown(s string) string {
 }
 
 // showEtcd shows the shared view: the record, its holder, the quorum and
-// every monitor's verdict.
+// every monitor's vote.
 func showEtcd(p func(string, ...any), es *etcd.Status, errText string, now time.Time) {
 	if es == nil {
 		p("etcd: %s", errText)
@@ -287,11 +287,11 @@ func showEtcd(p func(string, ...any), es *etcd.Status, errText string, now time.
 	if es.Quorum > 0 {
 		p("  quorum %d; live monitors: %s", es.Quorum, orNone(es.Live))
 	}
-	if len(es.Verdicts) == 0 {
-		p("  verdicts: none fresh")
+	if len(es.Votes) == 0 {
+		p("  votes: none fresh")
 	}
-	for _, v := range es.Verdicts {
-		line := fmt.Sprintf("  verdict of %s: %s", v.Monitor, v.Verdict)
+	for _, v := range es.Votes {
+		line := fmt.Sprintf("  vote of %s: %s", v.Monitor, v.Value)
 		if v.Round > 0 {
 			line += fmt.Sprintf(" (round %d)", v.Round)
 		}

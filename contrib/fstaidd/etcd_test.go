@@ -357,6 +357,15 @@ func TestEtcdLiveMonitorsAgainstQuorum(t *testing.T) {
 	if st.Etcd.Quorum != 3 || !strings.Contains(w, "only 2 live monitor(s) publish verdicts (mon1, mon2) but quorum is 3") || !strings.Contains(w, "mon3 are about another target") {
 		t.Errorf("/status etcd: quorum %d live %v warnings:\n%s", st.Etcd.Quorum, st.Etcd.Live, w)
 	}
+	// fstaidd status shows every monitor's vote, the quorum and the
+	// warnings.
+	_, out = runCmd(t, "status", "-config", e.config, "-addr", strings.TrimPrefix(r.url, "http://"))
+	for _, want := range []string{"etcd: etcd key ", "  quorum 3; live monitors: mon1, mon2", "  vote of mon1: alive (round ", "  vote of mon2: alive",
+		"  vote of mon3: alive", "  not counted (another target or configuration): mon3", "  WARNING: only 2 live monitor(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fstaidd status lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 // `fstaidd status` with the daemon down and [etcd] alone shows the etcd
