@@ -285,12 +285,13 @@ func TestNotifyHangingDoesNotDelayLoop(t *testing.T) {
 }
 
 // The command gets keepalived's arguments and the FSTAID_* environment;
-// its output is logged.
+// its output is logged. (It inherits the test's environment too: CI's
+// FSTAID_E2E_* settings are not the notifier's.)
 func TestNotifyScriptArgsAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	script := filepath.Join(dir, "notify.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\n{ echo \"$*\"; env | grep ^FSTAID_ | sort; } >> "+out+"\necho said $4\n"), 0o755)
+	os.WriteFile(script, []byte("#!/bin/sh\n{ echo \"$*\"; env | grep ^FSTAID_ | grep -v ^FSTAID_E2E_ | sort; } >> "+out+"\necho said $4\n"), 0o755)
 	var logs syncBuffer
 	q, err := fstaid.NewNotifications(fstaid.NotifyScript(script+" --page"), 5*time.Second, newBufferLogger(&logs))
 	if err != nil {
