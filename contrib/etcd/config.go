@@ -52,7 +52,7 @@ type Config struct {
 	CAFile      string        `toml:"ca_file"`
 	MonitorID   string        `toml:"monitor_id"`
 	HolderTTL   time.Duration `toml:"holder_ttl"`
-	VoteTTL  time.Duration `toml:"verdict_ttl"`
+	VoteTTL     time.Duration `toml:"verdict_ttl"`
 	// Quorum is k of k-of-n votes: 0 disables them; k >= 1 makes the
 	// daemon use Votes.Quorum(k) as the secondary check.
 	Quorum int `toml:"quorum"`

@@ -19,7 +19,7 @@ func TestConfigValidateNamesEveryKey(t *testing.T) {
 		Prefix:        "/",
 		DialTimeout:   -time.Second,
 		HolderTTL:     25 * time.Hour,
-		VoteTTL:    -2 * time.Second,
+		VoteTTL:       -2 * time.Second,
 		Password:      "secret",
 		CertFile:      "/nonexistent/cert.pem",
 		MonitorID:     "a/b",
