@@ -630,3 +630,42 @@ func TestObserverSeesEveryCheckRun(t *testing.T) {
 		}
 	})
 }
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	_, err := fstaid.New()
+	for _, want := range []string{"no primary check", "no handler", "no failover lock"} {
+		if !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("New() = %v; lacks %q", err, want)
+		}
+	}
+	_, err = fstaid.New(
+		fstaid.WithPrimary(&script{fn: pass}, 0),
+		fstaid.WithSecondary(&script{fn: pass}, -time.Second),
+		fstaid.WithSelf(nil, time.Second),
+		fstaid.WithHandler("h", &handlerLog{}, 0),
+		fstaid.WithHandler("h", nil, time.Second),
+		fstaid.WithInterval(0),
+		fstaid.WithMaxAttempts(0),
+		fstaid.WithAttemptInterval(-1),
+		fstaid.WithLock(fstaid.NewFileLock("")),
+		fstaid.WithLockTimeout(0),
+		fstaid.WithStartupCheck(42),
+	)
+	if !errors.Is(err, fstaid.ErrInvalidOption) {
+		t.Fatalf("New = %v, want ErrInvalidOption", err)
+	}
+	for _, want := range []string{
+		"primary check timeout must be positive", "secondary check timeout must be positive", "self check is nil",
+		`handler 1 "h": timeout must be positive`, `handler 2 "h": duplicate name`, `handler 2 "h" is nil`,
+		"interval must be positive", "max attempts must be at least 1", "attempt interval must not be negative",
+		"file lock: empty path", "lock timeout must be positive", "unknown start-up check policy",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if _, err := fstaid.New(fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithHandler("h", &handlerLog{}, time.Second),
+		fstaid.WithLock(&memLock{}), fstaid.WithAttemptInterval(0)); err != nil {
+		t.Errorf("attempt interval 0 must be valid: %v", err)
+	}
+}

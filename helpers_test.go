@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -236,4 +240,72 @@ func (l *sharedLock) Watch(ctx context.Context) <-chan *fstaid.Record {
 		}
 	}()
 	return ch
+}
+
+// waitGone waits until pid no longer runs (a zombie counts as gone: it
+// runs nothing and its reaper will collect it).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return
+		}
+		// The state follows the parenthesised command name.
+		if f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("process %d still runs", pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func readPIDs(t *testing.T, path string) []int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading pids: %v", err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("bad pid %q", f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// waitFor polls cond until it holds, failing t when d has passed first.
+// Outside a synctest bubble it runs on real time; inside, on the
+// bubble's.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitState waits until m is in state, failing t (with the state it is
+// in) when d has passed first.
+func waitState(t *testing.T, m *fstaid.Monitor, state fstaid.State, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := m.Status()
+		if st.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s (%s) after %v, want %s", st.State, st.Reason, d, state)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -3,7 +3,6 @@ package fstaid_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,36 +15,6 @@ import (
 
 	"github.com/fstaid/fstaid"
 )
-
-// TestMain lets tests re-execute the test binary as a child process that
-// runs one scenario (FSTAID_TEST_CHILD names it).
-func TestMain(m *testing.M) {
-	switch os.Getenv("FSTAID_TEST_CHILD") {
-	case "":
-		os.Exit(m.Run())
-	case "fail-slowly":
-		childFailSlowly()
-	}
-}
-
-// childFailSlowly fails over manually with a handler that marks its
-// start and then hangs, to be SIGKILLed by the parent.
-func childFailSlowly() {
-	lockPath, marker := os.Getenv("FSTAID_TEST_LOCK"), os.Getenv("FSTAID_TEST_MARKER")
-	h := fstaid.HandlerFunc(func(ctx context.Context, ev *fstaid.Event) error {
-		os.WriteFile(marker, []byte("started"), 0o644)
-		time.Sleep(time.Hour)
-		return nil
-	})
-	m, err := fstaid.New(fstaid.WithPrimary(fstaid.TCP("127.0.0.1:1"), time.Second), fstaid.WithLogger(nil),
-		fstaid.WithHandler("slow", h, 2*time.Hour), fstaid.WithLock(fstaid.NewFileLock(lockPath)))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(3)
-	}
-	m.Fail(context.Background())
-	os.Exit(4)
-}
 
 func TestFileLockRacingWritersOneWins(t *testing.T) {
 	for round := range 20 {
@@ -209,20 +178,15 @@ func TestSIGKILLDuringHandlerLeavesLock(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("the child's handler never started")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited }) // also when waitFor gives up
+	waitFor(t, 10*time.Second, "the child's handler starting", func() bool {
+		_, err := os.Stat(marker)
+		return err == nil
+	})
 	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	<-exited
 
 	h := &handlerLog{}
 	p := &script{fn: fail}
@@ -289,52 +253,11 @@ func TestAtMostOnceUnderConcurrency(t *testing.T) {
 	}
 }
 
-func TestNewReportsEveryProblem(t *testing.T) {
-	_, err := fstaid.New()
-	for _, want := range []string{"no primary check", "no handler", "no failover lock"} {
-		if !strings.Contains(fmt.Sprint(err), want) {
-			t.Errorf("New() = %v; lacks %q", err, want)
-		}
-	}
-	_, err = fstaid.New(
-		fstaid.WithPrimary(&script{fn: pass}, 0),
-		fstaid.WithSecondary(&script{fn: pass}, -time.Second),
-		fstaid.WithSelf(nil, time.Second),
-		fstaid.WithHandler("h", &handlerLog{}, 0),
-		fstaid.WithHandler("h", nil, time.Second),
-		fstaid.WithInterval(0),
-		fstaid.WithMaxAttempts(0),
-		fstaid.WithAttemptInterval(-1),
-		fstaid.WithLock(fstaid.NewFileLock("")),
-		fstaid.WithLockTimeout(0),
-		fstaid.WithStartupCheck(42),
-	)
-	if !errors.Is(err, fstaid.ErrInvalidOption) {
-		t.Fatalf("New = %v, want ErrInvalidOption", err)
-	}
-	for _, want := range []string{
-		"primary check timeout must be positive", "secondary check timeout must be positive", "self check is nil",
-		`handler 1 "h": timeout must be positive`, `handler 2 "h": duplicate name`, `handler 2 "h" is nil`,
-		"interval must be positive", "max attempts must be at least 1", "attempt interval must not be negative",
-		"file lock: empty path", "lock timeout must be positive", "unknown start-up check policy",
-	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
-	}
-	if _, err := fstaid.New(fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithHandler("h", &handlerLog{}, time.Second),
-		fstaid.WithLock(&memLock{}), fstaid.WithAttemptInterval(0)); err != nil {
-		t.Errorf("attempt interval 0 must be valid: %v", err)
-	}
-}
-
 func TestRunTwiceConcurrently(t *testing.T) {
 	m := newMonitor(t, fstaid.WithPrimary(&script{fn: pass}, time.Second), fstaid.WithHandler("h", &handlerLog{}, time.Second), fstaid.WithLock(&memLock{}))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := runAsync(ctx, m)
-	for m.Status().State != fstaid.StateArmed {
-		time.Sleep(time.Millisecond)
-	}
+	waitState(t, m, fstaid.StateArmed, 10*time.Second)
 	if err := m.Run(ctx); !errors.Is(err, fstaid.ErrRunning) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
@@ -345,9 +268,7 @@ func TestRunTwiceConcurrently(t *testing.T) {
 	// After a clean stop, Run may be called again.
 	ctx, cancel = context.WithCancel(t.Context())
 	done = runAsync(ctx, m)
-	for m.Status().State != fstaid.StateArmed {
-		time.Sleep(time.Millisecond)
-	}
+	waitState(t, m, fstaid.StateArmed, 10*time.Second)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -223,13 +223,7 @@ func TestReconfigureConcurrentReaders(t *testing.T) {
 	m := newMonitor(t, opts(time.Second)...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := runAsync(ctx, m)
-	for m.Status().State != fstaid.StateArmed {
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned before arming: %v", err)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitState(t, m, fstaid.StateArmed, 10*time.Second)
 	stop := make(chan struct{})
 	readers := make(chan struct{})
 	go func() {
