@@ -288,16 +288,6 @@ type Call struct {
 	Code string `json:"code,omitempty"`
 }
 
-// Moved reports whether every move ended moved or in place.
-func (r *Report) Moved() bool {
-	for _, m := range r.Moves {
-		if m.State != MoveMoved && m.State != MoveInPlace {
-			return false
-		}
-	}
-	return r.Error == ""
-}
-
 // LogValue logs the report as a group: handler, name, moves as
 // "resource: from -> to (state)", fence, calls as
 // "Operation resource duration xAttempts", and the duration.

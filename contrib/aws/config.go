@@ -26,11 +26,6 @@ func (d *Duration) UnmarshalTOML(v any) error {
 	return nil
 }
 
-// MarshalTOML writes the duration as seconds.
-func (d Duration) MarshalTOML() ([]byte, error) {
-	return []byte(fmt.Sprint(time.Duration(d).Seconds())), nil
-}
-
 func (d Duration) or(def time.Duration) time.Duration {
 	if d <= 0 {
 		return def

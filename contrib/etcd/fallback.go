@@ -99,7 +99,7 @@ func (f *FallbackLock) Probe(ctx context.Context) error {
 // it reads the record (a linearizable read, within the Store's timeout
 // too); only if that also gets no answer does it take the local lock
 // instead, and say so loudly. Results:
-//   - nil: the shared or (Fallen) the local lock is held;
+//   - nil: the shared or (having fallen back) the local lock is held;
 //   - a *fstaid.LockedError: a record exists in etcd (found by the
 //     creation or by the read) or in the local lock;
 //   - an error wrapping fstaid.ErrLockUnavailable and ErrRefused: etcd
@@ -220,9 +220,3 @@ func (f *FallbackLock) Remove(ctx context.Context, rec *fstaid.Record) error {
 	return r.Remove(ctx, rec)
 }
 
-// Fallen reports whether Acquire took the local lock.
-func (f *FallbackLock) Fallen() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.held != nil && f.held == f.local
-}

@@ -79,9 +79,6 @@ func (l *Lock) String() string {
 	return fmt.Sprintf("etcd key %q at %s", l.s.recordKey(), strings.Join(l.s.client.Endpoints(), ","))
 }
 
-// Key returns the record's key.
-func (l *Lock) Key() string { return l.s.recordKey() }
-
 // Load returns the record: (nil, nil) when the key does not exist,
 // (rec, nil) when it does — a value that is not a record we can read
 // (empty, not JSON, no state) is a Legacy record, still locked — and

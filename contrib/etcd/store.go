@@ -208,9 +208,6 @@ func (s *Store) Votes() *Votes { return s.votes }
 // VoteTTL returns the vote TTL in use (see WithVoteTTL).
 func (s *Store) VoteTTL() time.Duration { return s.voteTTL }
 
-// Prefix returns the key prefix, without a trailing "/".
-func (s *Store) Prefix() string { return s.prefix }
-
 // MonitorID returns this monitor's ID.
 func (s *Store) MonitorID() string { return s.id }
 

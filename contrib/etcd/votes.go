@@ -157,11 +157,6 @@ func (v *Votes) Publish(ctx context.Context, dead bool, detail string) error {
 	return v.write(ctx, v.publication(dead, 0, detail))
 }
 
-// Withdraw removes this monitor's vote, so that it counts neither way.
-func (v *Votes) Withdraw(ctx context.Context) error {
-	return v.write(ctx, &publication{seq: v.seq.Add(1), withdraw: true})
-}
-
 func (v *Votes) publication(dead bool, round uint64, detail string) *publication {
 	host, _ := os.Hostname()
 	p := &publication{seq: v.seq.Add(1), v: Vote{
