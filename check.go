@@ -108,8 +108,7 @@ func skippedResult(name string) Result {
 // the service's cgroup still holds it). Its output is drained
 // concurrently and logged, bounded, so a chatty command never blocks.
 type CommandCheck struct {
-	args []string
-	err  error
+	cmd commandLine
 	// LogStdout logs the command's standard output (the original's
 	// "debug" mode); standard error is always logged.
 	LogStdout bool
@@ -121,23 +120,22 @@ var _ Check = (*CommandCheck)(nil)
 // original fstaid did (no shell: use sh -c for pipelines). A command
 // line that cannot be parsed is reported by New.
 func Command(cmdline string) *CommandCheck {
-	args, err := parseCommandLine(cmdline)
-	return &CommandCheck{args: args, err: err, LogStdout: true}
+	return &CommandCheck{cmd: newCommandLine(cmdline), LogStdout: true}
 }
 
-func (c *CommandCheck) validate() error { return c.err }
+func (c *CommandCheck) validate() error { return c.cmd.err }
 
 // Err returns why the command line cannot be run (a quote left open, a
 // shell operator, nothing at all), nil when it can: what New reports, for
 // callers that validate a configuration before building a Monitor.
-func (c *CommandCheck) Err() error { return c.err }
+func (c *CommandCheck) Err() error { return c.cmd.err }
 
 // Check runs the command. A failure is a *CheckError with the exit status.
 func (c *CommandCheck) Check(ctx context.Context) error {
-	if c.err != nil {
-		return &CheckError{ExitStatus: 127, Err: c.err}
+	if c.cmd.err != nil {
+		return &CheckError{ExitStatus: 127, Err: c.cmd.err}
 	}
-	status, err := runCommand(ctx, loggerFrom(ctx), c.args, nil, c.LogStdout)
+	status, err := runCommand(ctx, loggerFrom(ctx), c.cmd.args, nil, c.LogStdout)
 	if status == 0 && err == nil {
 		return nil
 	}
@@ -145,7 +143,7 @@ func (c *CommandCheck) Check(ctx context.Context) error {
 }
 
 // String returns the command line.
-func (c *CommandCheck) String() string { return strings.Join(c.args, " ") }
+func (c *CommandCheck) String() string { return c.cmd.String() }
 
 // HTTPCheck is a native HTTP check: a GET that passes when the status is
 // below 400, as `curl -f` does. Every check uses a fresh connection (a

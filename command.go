@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,48 @@ func parseCommandLine(cmdline string) ([]string, error) {
 		return nil, fmt.Errorf("command is empty")
 	}
 	return args, nil
+}
+
+// commandLine is a command line split as parseCommandLine splits it,
+// with the reason it cannot run: what CommandCheck, ScriptHandler and
+// ScriptNotifier hold.
+type commandLine struct {
+	args []string
+	err  error
+}
+
+func newCommandLine(cmdline string) commandLine {
+	args, err := parseCommandLine(cmdline)
+	return commandLine{args: args, err: err}
+}
+
+// path is the executable, as the command line names it; "" when err.
+func (c *commandLine) path() string {
+	if len(c.args) == 0 {
+		return ""
+	}
+	return c.args[0]
+}
+
+func (c *commandLine) String() string { return strings.Join(c.args, " ") }
+
+// script runs the command line followed by args, with env added to this
+// process's environment, as handler and notify commands run: its output
+// (both streams) logged, a non-zero exit an error naming the executable
+// and the status.
+func (c *commandLine) script(ctx context.Context, args, env []string) error {
+	if c.err != nil {
+		return c.err
+	}
+	argv := append(append([]string(nil), c.args...), args...)
+	status, err := runCommand(ctx, loggerFrom(ctx), argv, append(os.Environ(), env...), true)
+	switch {
+	case status == 0 && err == nil:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%s: exit status %d", c.args[0], status)
+	}
+	return fmt.Errorf("%s: exit status %d: %w", c.args[0], status, err)
 }
 
 // maxLoggedOutput bounds how much of one command's output is logged; the

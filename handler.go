@@ -2,8 +2,6 @@ package fstaid
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -131,8 +129,7 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 // its own process group, killed with SIGKILL at the timeout and after it
 // exits; its output is logged, bounded. A non-zero exit is a failure.
 type ScriptHandler struct {
-	args []string
-	err  error
+	cmd commandLine
 }
 
 var _ Handler = (*ScriptHandler)(nil)
@@ -141,42 +138,24 @@ var _ Handler = (*ScriptHandler)(nil)
 // original did; no shell). A command line that cannot be parsed is
 // reported by New, and by Err.
 func Script(cmdline string) *ScriptHandler {
-	args, err := parseCommandLine(cmdline)
-	return &ScriptHandler{args: args, err: err}
+	return &ScriptHandler{cmd: newCommandLine(cmdline)}
 }
 
-func (h *ScriptHandler) validate() error { return h.err }
+func (h *ScriptHandler) validate() error { return h.cmd.err }
 
 // Err returns why the command line cannot be run (a quote left open, a
 // shell operator, nothing at all), nil when it can: what New reports, for
 // callers that validate a configuration before building a Monitor.
-func (h *ScriptHandler) Err() error { return h.err }
+func (h *ScriptHandler) Err() error { return h.cmd.err }
 
 // Path returns the executable the handler runs, as the command line
 // names it (not looked up in PATH), or "" when Err is not nil.
-func (h *ScriptHandler) Path() string {
-	if len(h.args) == 0 {
-		return ""
-	}
-	return h.args[0]
-}
+func (h *ScriptHandler) Path() string { return h.cmd.path() }
 
 // Handle runs the command with the event's arguments and environment.
 func (h *ScriptHandler) Handle(ctx context.Context, ev *Event) error {
-	if h.err != nil {
-		return h.err
-	}
-	args := append(append([]string(nil), h.args...), ev.Args()...)
-	env := append(os.Environ(), ev.Env()...)
-	status, err := runCommand(ctx, loggerFrom(ctx), args, env, true)
-	switch {
-	case status == 0 && err == nil:
-		return nil
-	case err == nil:
-		return fmt.Errorf("%s: exit status %d", h.args[0], status)
-	}
-	return fmt.Errorf("%s: exit status %d: %w", h.args[0], status, err)
+	return h.cmd.script(ctx, ev.Args(), ev.Env())
 }
 
 // String returns the command line.
-func (h *ScriptHandler) String() string { return strings.Join(h.args, " ") }
+func (h *ScriptHandler) String() string { return h.cmd.String() }

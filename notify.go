@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -151,55 +149,36 @@ func (f NotifierFunc) Notify(ctx context.Context, t *Transition) error { return 
 // streams) is logged, bounded. A non-zero exit is a failure, logged; it
 // changes nothing else.
 type ScriptNotifier struct {
-	args []string
-	err  error
+	cmd commandLine
 }
 
 var _ Notifier = (*ScriptNotifier)(nil)
 
 // NotifyScript returns a Notifier that runs cmdline, split into words
-// as handler commands are (SplitCommand; no shell). A command line that
+// as handler commands are (Script; no shell). A command line that
 // cannot be parsed is reported by NewNotifications.
 func NotifyScript(cmdline string) *ScriptNotifier {
-	args, err := parseCommandLine(cmdline)
-	return &ScriptNotifier{args: args, err: err}
+	return &ScriptNotifier{cmd: newCommandLine(cmdline)}
 }
 
-func (s *ScriptNotifier) validate() error { return s.err }
+func (s *ScriptNotifier) validate() error { return s.cmd.err }
 
 // Err returns why the command line cannot be run, nil when it can: what
 // NewNotifications reports.
-func (s *ScriptNotifier) Err() error { return s.err }
+func (s *ScriptNotifier) Err() error { return s.cmd.err }
 
 // Path returns the executable the command runs, as the command line
 // names it, or "" when Err is not nil.
-func (s *ScriptNotifier) Path() string {
-	if len(s.args) == 0 {
-		return ""
-	}
-	return s.args[0]
-}
+func (s *ScriptNotifier) Path() string { return s.cmd.path() }
 
 // Notify runs the command with the transition's arguments and
 // environment.
 func (s *ScriptNotifier) Notify(ctx context.Context, t *Transition) error {
-	if s.err != nil {
-		return s.err
-	}
-	args := append(append([]string(nil), s.args...), t.Args()...)
-	env := append(os.Environ(), t.Env()...)
-	status, err := runCommand(ctx, loggerFrom(ctx), args, env, true)
-	switch {
-	case status == 0 && err == nil:
-		return nil
-	case err == nil:
-		return fmt.Errorf("%s: exit status %d", s.args[0], status)
-	}
-	return fmt.Errorf("%s: exit status %d: %w", s.args[0], status, err)
+	return s.cmd.script(ctx, t.Args(), t.Env())
 }
 
 // String returns the command line.
-func (s *ScriptNotifier) String() string { return strings.Join(s.args, " ") }
+func (s *ScriptNotifier) String() string { return s.cmd.String() }
 
 // NotifyQueueLen bounds the transitions waiting for delivery. When a
 // transition arrives at a full queue the oldest waiting one is dropped

@@ -483,15 +483,15 @@ func (m *Monitor) publishReadiness(res *Readiness) {
 // that deleted the script, or lost its mode bits, is found before a
 // failover needs it.
 func (h *ScriptHandler) Ready(ctx context.Context) []Problem {
-	if h.err != nil || len(h.args) == 0 {
+	if h.cmd.err != nil {
 		return nil // New refused it
 	}
-	if _, err := exec.LookPath(h.args[0]); err != nil {
+	if _, err := exec.LookPath(h.cmd.path()); err != nil {
 		var ee *exec.Error
 		if errors.As(err, &ee) {
 			err = ee.Err
 		}
-		return []Problem{{Kind: ProblemHandler, Resource: h.args[0], Message: "not an executable file: " + err.Error()}}
+		return []Problem{{Kind: ProblemHandler, Resource: h.cmd.path(), Message: "not an executable file: " + err.Error()}}
 	}
 	return nil
 }

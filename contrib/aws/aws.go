@@ -424,6 +424,29 @@ type base struct {
 	last *Report
 }
 
+// handlerSettings is what a handler's configuration gives its
+// constructor beyond its own settings.
+type handlerSettings interface {
+	Validate() error
+	// handler returns the handler's kind, its name (Name, else what it
+	// moves), its fencing and its waits.
+	handler() (kind, name string, fence FenceConfig, wait WaitConfig)
+}
+
+// setup is every constructor's common part: cfg's problems first (all of
+// them), then a client, then init.
+func (b *base) setup(cfg handlerSettings, client *ec2.Client, opts []Option) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if client == nil {
+		return errors.New("aws: nil EC2 client")
+	}
+	kind, name, fence, wait := cfg.handler()
+	b.init(kind, name, client, fence, wait, opts)
+	return nil
+}
+
 func (b *base) init(kind, name string, client *ec2.Client, fence FenceConfig, wait WaitConfig, opts []Option) {
 	b.kind, b.name, b.client, b.logger, b.poll = kind, name, client, slog.Default(), wait.PollInterval.or(DefaultPollInterval)
 	b.timeout = wait.Timeout.or(DefaultTimeout)

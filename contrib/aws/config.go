@@ -243,6 +243,17 @@ func (c *WaitConfig) validate(p *problems) {
 	p.nonNegative("timeout", c.Timeout)
 }
 
+// confirmedMove adds the problems of a handler that moves and then waits
+// for a Describe to confirm (elastic_ip, secondary_ip, route_table): its
+// fencing, a timeout that covers the fence and the confirmation, its
+// waits; and returns every problem found.
+func (p *problems) confirmedMove(fence FenceConfig, w WaitConfig) error {
+	fence.validate(p)
+	p.timeoutCovers(w.Timeout, fence, wait{"confirm_timeout", w.ConfirmTimeout, DefaultConfirmTimeout})
+	w.validate(p)
+	return p.Err()
+}
+
 // wait is one bounded wait of a handler, for timeoutCovers.
 type wait struct {
 	key string

@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,10 +57,7 @@ func (c *ElasticIPConfig) Validate() error {
 	if c.FenceInstanceID != "" && c.FenceInstanceID == c.InstanceID {
 		p.Add("fence_instance_id", "is the standby (instance_id): fencing would stop the new active")
 	}
-	c.FenceConfig.validate(&p)
-	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
-	c.WaitConfig.validate(&p)
-	return p.Err()
+	return p.confirmedMove(c.FenceConfig, c.WaitConfig)
 }
 
 // ElasticIP moves an Elastic IP: DescribeAddresses (where it is),
@@ -75,19 +73,15 @@ var _ Handler = (*ElasticIP)(nil)
 
 // NewElasticIP returns the handler for cfg, or cfg's problems.
 func NewElasticIP(cfg ElasticIPConfig, client *ec2.Client, opts ...Option) (*ElasticIP, error) {
-	if err := cfg.Validate(); err != nil {
+	h := &ElasticIP{cfg: cfg}
+	if err := h.setup(&cfg, client, opts); err != nil {
 		return nil, err
 	}
-	if client == nil {
-		return nil, errors.New("aws: nil EC2 client")
-	}
-	name := cfg.Name
-	if name == "" {
-		name = cfg.AllocationID
-	}
-	h := &ElasticIP{cfg: cfg}
-	h.init("elastic_ip", name, client, cfg.FenceConfig, cfg.WaitConfig, opts)
 	return h, nil
+}
+
+func (c *ElasticIPConfig) handler() (kind, name string, fence FenceConfig, wait WaitConfig) {
+	return "elastic_ip", cmp.Or(c.Name, c.AllocationID), c.FenceConfig, c.WaitConfig
 }
 
 // target describes where the address goes.
@@ -166,16 +160,7 @@ func (h *ElasticIP) handle(ctx context.Context, r *run, ev *fstaid.Event) error 
 		return err
 	}
 	mv.State = MoveFailed
-	in := &ec2.AssociateAddressInput{AllocationId: aws.String(h.cfg.AllocationID), AllowReassociation: aws.Bool(true)}
-	if h.cfg.InstanceID != "" {
-		in.InstanceId = aws.String(h.cfg.InstanceID)
-	} else {
-		in.NetworkInterfaceId = aws.String(h.cfg.NetworkInterfaceID)
-		if h.cfg.PrivateIPAddress != "" {
-			in.PrivateIpAddress = aws.String(h.cfg.PrivateIPAddress)
-		}
-	}
-	if _, err := call(ctx, r, "AssociateAddress", h.cfg.AllocationID, h.client.AssociateAddress, in); err != nil {
+	if _, err := call(ctx, r, "AssociateAddress", h.cfg.AllocationID, h.client.AssociateAddress, h.associate(false)); err != nil {
 		return err
 	}
 	mv.State = MoveUnconfirm
@@ -199,6 +184,24 @@ func (h *ElasticIP) handle(ctx context.Context, r *run, ev *fstaid.Event) error 
 	return nil
 }
 
+// associate is the AssociateAddress that moves the address to the
+// standby, the same for the move and for its DryRun.
+func (h *ElasticIP) associate(dryRun bool) *ec2.AssociateAddressInput {
+	in := &ec2.AssociateAddressInput{AllocationId: aws.String(h.cfg.AllocationID), AllowReassociation: aws.Bool(true)}
+	if dryRun {
+		in.DryRun = aws.Bool(true)
+	}
+	if h.cfg.InstanceID != "" {
+		in.InstanceId = aws.String(h.cfg.InstanceID)
+	} else {
+		in.NetworkInterfaceId = aws.String(h.cfg.NetworkInterfaceID)
+		if h.cfg.PrivateIPAddress != "" {
+			in.PrivateIpAddress = aws.String(h.cfg.PrivateIPAddress)
+		}
+	}
+	return in
+}
+
 // DryRun checks that DescribeAddresses and AssociateAddress (and the
 // fencing calls) are allowed.
 func (h *ElasticIP) DryRun(ctx context.Context) error {
@@ -209,16 +212,7 @@ func (h *ElasticIP) DryRun(ctx context.Context) error {
 	if err := dryRunResult(err); err != nil {
 		errs = append(errs, err)
 	}
-	in := &ec2.AssociateAddressInput{AllocationId: aws.String(id), AllowReassociation: aws.Bool(true), DryRun: aws.Bool(true)}
-	if h.cfg.InstanceID != "" {
-		in.InstanceId = aws.String(h.cfg.InstanceID)
-	} else {
-		in.NetworkInterfaceId = aws.String(h.cfg.NetworkInterfaceID)
-		if h.cfg.PrivateIPAddress != "" {
-			in.PrivateIpAddress = aws.String(h.cfg.PrivateIPAddress)
-		}
-	}
-	_, err = call(ctx, r, "AssociateAddress", id, h.client.AssociateAddress, in)
+	_, err = call(ctx, r, "AssociateAddress", id, h.client.AssociateAddress, h.associate(true))
 	if err := dryRunResult(err); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -94,19 +95,15 @@ var _ Handler = (*ENI)(nil)
 
 // NewENI returns the handler for cfg, or cfg's problems.
 func NewENI(cfg ENIConfig, client *ec2.Client, opts ...Option) (*ENI, error) {
-	if err := cfg.Validate(); err != nil {
+	h := &ENI{cfg: cfg}
+	if err := h.setup(&cfg, client, opts); err != nil {
 		return nil, err
 	}
-	if client == nil {
-		return nil, errors.New("aws: nil EC2 client")
-	}
-	name := cfg.Name
-	if name == "" {
-		name = cfg.NetworkInterfaceID
-	}
-	h := &ENI{cfg: cfg}
-	h.init("eni", name, client, cfg.FenceConfig, WaitConfig{PollInterval: cfg.PollInterval, Timeout: cfg.Timeout}, opts)
 	return h, nil
+}
+
+func (c *ENIConfig) handler() (kind, name string, fence FenceConfig, wait WaitConfig) {
+	return "eni", cmp.Or(c.Name, c.NetworkInterfaceID), c.FenceConfig, WaitConfig{PollInterval: c.PollInterval, Timeout: c.Timeout}
 }
 
 func attachmentOf(eni *types.NetworkInterface) (instance, status, id string) {

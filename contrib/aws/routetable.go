@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,10 +54,7 @@ func (c *RouteTableConfig) Validate() error {
 		}
 	}
 	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
-	c.FenceConfig.validate(&p)
-	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
-	c.WaitConfig.validate(&p)
-	return p.Err()
+	return p.confirmedMove(c.FenceConfig, c.WaitConfig)
 }
 
 // RouteTable points routes at the standby's ENI: DescribeRouteTables
@@ -74,19 +72,15 @@ var _ Handler = (*RouteTable)(nil)
 
 // NewRouteTable returns the handler for cfg, or cfg's problems.
 func NewRouteTable(cfg RouteTableConfig, client *ec2.Client, opts ...Option) (*RouteTable, error) {
-	if err := cfg.Validate(); err != nil {
+	h := &RouteTable{cfg: cfg}
+	if err := h.setup(&cfg, client, opts); err != nil {
 		return nil, err
 	}
-	if client == nil {
-		return nil, errors.New("aws: nil EC2 client")
-	}
-	name := cfg.Name
-	if name == "" {
-		name = cfg.DestinationCIDRBlocks[0]
-	}
-	h := &RouteTable{cfg: cfg}
-	h.init("route_table", name, client, cfg.FenceConfig, cfg.WaitConfig, opts)
 	return h, nil
+}
+
+func (c *RouteTableConfig) handler() (kind, name string, fence FenceConfig, wait WaitConfig) {
+	return "route_table", cmp.Or(c.Name, c.DestinationCIDRBlocks[0]), c.FenceConfig, c.WaitConfig
 }
 
 func routeTarget(r *types.Route) string {

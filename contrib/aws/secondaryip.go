@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,10 +43,7 @@ func (c *SecondaryIPConfig) Validate() error {
 		p.ipv4(config.ValueName("private_ip_addresses", i), ip)
 	}
 	p.resourceID("network_interface_id", c.NetworkInterfaceID, "eni-")
-	c.FenceConfig.validate(&p)
-	p.timeoutCovers(c.Timeout, c.FenceConfig, wait{"confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout})
-	c.WaitConfig.validate(&p)
-	return p.Err()
+	return p.confirmedMove(c.FenceConfig, c.WaitConfig)
 }
 
 // SecondaryIP moves secondary private IPs: DescribeNetworkInterfaces
@@ -61,19 +59,15 @@ var _ Handler = (*SecondaryIP)(nil)
 
 // NewSecondaryIP returns the handler for cfg, or cfg's problems.
 func NewSecondaryIP(cfg SecondaryIPConfig, client *ec2.Client, opts ...Option) (*SecondaryIP, error) {
-	if err := cfg.Validate(); err != nil {
+	h := &SecondaryIP{cfg: cfg}
+	if err := h.setup(&cfg, client, opts); err != nil {
 		return nil, err
 	}
-	if client == nil {
-		return nil, errors.New("aws: nil EC2 client")
-	}
-	name := cfg.Name
-	if name == "" {
-		name = strings.Join(cfg.PrivateIPAddresses, ",")
-	}
-	h := &SecondaryIP{cfg: cfg}
-	h.init("secondary_ip", name, client, cfg.FenceConfig, cfg.WaitConfig, opts)
 	return h, nil
+}
+
+func (c *SecondaryIPConfig) handler() (kind, name string, fence FenceConfig, wait WaitConfig) {
+	return "secondary_ip", cmp.Or(c.Name, strings.Join(c.PrivateIPAddresses, ",")), c.FenceConfig, c.WaitConfig
 }
 
 // Handle moves the addresses. Already on the standby's ENI is success.

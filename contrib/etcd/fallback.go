@@ -219,4 +219,3 @@ func (f *FallbackLock) Remove(ctx context.Context, rec *fstaid.Record) error {
 	}
 	return r.Remove(ctx, rec)
 }
-
