@@ -37,7 +37,13 @@ func cmdCheck(ctx context.Context, path string, out io.Writer) int {
 	}
 
 	if cfg.Handler != nil {
-		fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", cfg.Handler.script.Path(), cfg.Handler.Timeout)
+		// The same check as the daemon's readiness runs (the tools'
+		// config leaves it out, so that status works without it).
+		if ps := cfg.Handler.script.Ready(ctx); len(ps) > 0 {
+			bad("handler %s: %s", ps[0].Resource, ps[0].Message)
+		} else {
+			fmt.Fprintf(out, "handler: %s (timeout %v): executable\n", cfg.Handler.script.Path(), cfg.Handler.Timeout)
+		}
 	}
 
 	var store *etcd.Store

@@ -137,6 +137,7 @@ func showStatus(out io.Writer, cfg *Config, ts *toolStatus, rounds int, now time
 		}
 		p("%s", line)
 		p("lock: %s", st.Lock)
+		showReadiness(p, st, now)
 		showRounds(p, st, rounds)
 		if st.Record == nil {
 			p("failover record: none")
@@ -238,6 +239,9 @@ func showRecord(out func(string, ...any), indent, label string, rec *fstaid.Reco
 			}
 			p("  checks: %s", strings.Join(checks, "; "))
 		}
+	}
+	if r := rec.Readiness; r != nil {
+		p("  readiness before: %s (checked %s)", shorten(r.Summary(), 240), when(r.Checked, now))
 	}
 	for _, h := range rec.Handlers {
 		outcome := "ok"

@@ -198,7 +198,7 @@ func parseConfig(data string, secrets *secretFiles) (*Config, error) {
 		cfg.Global.decode(t)
 	}
 	if t := root.Table("handler", !root.Has("aws")); t != nil {
-		cfg.Handler = decodeCommandSection(t)
+		cfg.Handler = decodeCommandSection(t, !secrets.tool)
 	}
 	cfg.Primary = decodeCheckSection(root.Table("primary", true), "primary", fstaid.WithPrimary, secrets)
 	cfg.Secondary = decodeCheckSection(root.Table("secondary", false), "secondary", fstaid.WithSecondary, secrets)
@@ -311,7 +311,11 @@ func (g *Global) options() []fstaid.Option {
 	}
 }
 
-func decodeCommandSection(t *config.Table) *CommandSection {
+// decodeCommandSection reads [handler]. checkExec: the command must be
+// an executable file now, not at failover time; the tools (status, fail,
+// unlock), which never run it, skip that, so that `fstaidd status` still
+// shows a daemon whose handler a deploy removed (its readiness says so).
+func decodeCommandSection(t *config.Table, checkExec bool) *CommandSection {
 	s := &CommandSection{}
 	s.Command, _ = t.String("command")
 	s.script = fstaid.Script(s.Command)
@@ -319,7 +323,7 @@ func decodeCommandSection(t *config.Table) *CommandSection {
 		t.Errorf("command", "is required")
 	} else if err := s.script.Err(); err != nil {
 		t.Errorf("command", "%v", err)
-	} else if _, err := exec.LookPath(s.script.Path()); err != nil {
+	} else if _, err := exec.LookPath(s.script.Path()); err != nil && checkExec {
 		// The handler must exist and be executable now, not at failover
 		// time.
 		t.Errorf("command", "%s is not an executable file: %v", s.script.Path(), unwrapPath(err))

@@ -91,6 +91,8 @@ func servedMetrics(t *testing.T) map[string]bool {
 	}
 	r := e.start(fstaid.WithObserver(hold))
 	r.waitState(t, fstaid.StateArmed)
+	// The readiness metrics appear once the first readiness run finished.
+	r.waitReadiness(t, readinessReady, time.Time{})
 	names := map[string]bool{}
 	scrape := func() {
 		t.Helper()

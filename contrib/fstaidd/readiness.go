@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -162,4 +163,25 @@ func (r *readinessMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(r.checked, prometheus.GaugeValue, float64(rd.Checked.UnixNano())/1e9)
 	ch <- prometheus.MustNewConstMetric(r.duration, prometheus.GaugeValue, rd.Duration.Seconds())
+}
+
+// showReadiness is `fstaidd status`'s readiness: one line, and each
+// problem on its own while not ready; nothing with readiness off.
+func showReadiness(p func(string, ...any), st *statusResponse, now time.Time) {
+	switch st.Readiness {
+	case "":
+	case readinessUnknown:
+		p("readiness: unknown (no run has finished yet)")
+	case readinessReady:
+		p("readiness: ready (checked %s)", when(st.ReadinessChecked, now))
+	default:
+		p("readiness: NOT READY (checked %s): a failover now would not work as configured", when(st.ReadinessChecked, now))
+		for _, pr := range st.ReadinessProblems {
+			what := string(pr.Kind) + " " + pr.Resource
+			if pr.Action != "" {
+				what += fmt.Sprintf(" (%s)", pr.Action)
+			}
+			p("  %s: %s", what, shorten(pr.Message, 240))
+		}
+	}
 }

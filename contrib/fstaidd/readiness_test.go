@@ -193,6 +193,10 @@ timeout = 60
 			line += " (" + tc.want.Action + ")"
 		}
 		ns.waitLast(t, "STATUS=", "STATUS=armed: watching db1; "+line)
+		if _, out := runCmd(t, "status", "-config", e.config, "-addr", strings.TrimPrefix(r.url, "http://")); !strings.Contains(out, "readiness: NOT READY (checked ") ||
+			!strings.Contains(out, "\n  "+strings.TrimPrefix(line, "NOT READY to fail over: ")+": ") {
+			t.Errorf("%s: fstaidd status does not name the problem:\n%s", tc.name, out)
+		}
 		tc.repair()
 		st = r.waitReadiness(t, readinessReady, st.ReadinessChecked)
 		ns.waitLast(t, "STATUS=", "STATUS=armed: watching db1")
@@ -247,6 +251,9 @@ func TestNotReadyStillFailsOver(t *testing.T) {
 	if a := fake.Address("eipalloc-1"); a.InstanceID != "i-standby" {
 		t.Errorf("the Elastic IP is on %q, want i-standby", a.InstanceID)
 	}
+	if _, out := runCmd(t, "status", "-config", e.config, "-addr", strings.TrimPrefix(r.url, "http://")); !strings.Contains(out, "  readiness before: not-ready: resource i-standby: standby instance i-standby is stopped") {
+		t.Errorf("fstaidd status does not show the record's readiness:\n%s", out)
+	}
 }
 
 func TestReadinessOff(t *testing.T) {
@@ -279,4 +286,23 @@ func (n *notifySocket) waitLast(t *testing.T, prefix, want string) {
 		}
 	}
 	t.Fatalf("last %s message %q, want %q", prefix, last, want)
+}
+
+// A handler script a deploy removed is a problem `fstaidd check` reports
+// (as readiness does), not a configuration error that keeps `fstaidd
+// status` from showing the daemon.
+func TestToolsWithTheHandlerRemoved(t *testing.T) {
+	e := newEnv(t, 0, users)
+	os.Remove(e.handler)
+	code, out := runCmd(t, "check", "-config", e.config)
+	if code != 1 || !strings.Contains(out, "PROBLEM: handler "+e.handler+": not an executable file") {
+		t.Errorf("fstaidd check = %d:\n%s", code, out)
+	}
+	code, out = runCmd(t, "status", "-config", e.config)
+	if code == exitConfig || strings.Contains(out, "configuration error") {
+		t.Errorf("fstaidd status = %d:\n%s", code, out)
+	}
+	if _, err := LoadConfig(e.config); err == nil || !strings.Contains(err.Error(), "[handler] command: "+e.handler+" is not an executable file") {
+		t.Errorf("the daemon's LoadConfig = %v, want the handler refused", err)
+	}
 }

@@ -74,7 +74,7 @@ func TestReadinessNotify(t *testing.T) {
 		!strings.Contains(st.ReadinessProblems[0].Message, "read-only file system") {
 		t.Errorf("readiness problems %+v, want the lock %s read-only", st.ReadinessProblems, s.lockPath())
 	}
-	if out, code := fstaiddTool(t, "status", "-config", cfg); code != 0 || !strings.Contains(out, "not-ready") || !strings.Contains(out, s.lockPath()) {
+	if out, code := fstaiddTool(t, "status", "-config", cfg); code != 0 || !strings.Contains(out, "readiness: NOT READY") || !strings.Contains(out, "lock "+s.lockPath()+": not writable") {
 		t.Errorf("fstaidd status (exit %d) does not show the lock problem:\n%s", code, out)
 	}
 	inDaemon("umount", s.lockDir)
