@@ -161,7 +161,7 @@ func (s *CheckSection) describe() string {
 		if s.Username != "" {
 			d += " as " + s.Username + " (password from " + s.PasswordFile + ")"
 		}
-		return d
+		return d + s.httpOptions.describe()
 	case s.TCP != "":
 		return "tcp " + s.TCP
 	case s.IMDS:

@@ -106,6 +106,8 @@ type CheckSection struct {
 	Username     string
 	PasswordFile string
 	password     string
+	// httpOptions are an http check's headers and TLS (httpcheck.go).
+	httpOptions
 	// IMDS is the native IMDSv2 check ([aws.imds] configures it).
 	IMDS    bool
 	Timeout time.Duration
@@ -384,8 +386,10 @@ func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, ti
 	}
 	// URLs are only ever shown with their password redacted: a password
 	// in a config error would reach the journal.
+	urlCredentials := false
 	if s.HTTP != "" {
 		u, err := url.Parse(s.HTTP)
+		urlCredentials = err == nil && u.User != nil
 		switch {
 		case err != nil:
 			t.Errorf("http", "must be an http:// or https:// URL: %v", urlReason(err))
@@ -396,6 +400,7 @@ func decodeCheckSection(t *config.Table, name string, with func(fstaid.Check, ti
 		}
 	}
 	s.readCredentials(t, secrets)
+	s.httpOptions.decode(t, s.HTTP, urlCredentials || s.Username != "")
 	if s.TCP != "" {
 		if _, _, err := net.SplitHostPort(s.TCP); err != nil {
 			t.Errorf("tcp", "must be host:port: %v", err)
@@ -572,6 +577,9 @@ func (c *Config) Options(ctx context.Context, logger *slog.Logger, awsOpts ...aw
 		if err != nil {
 			return nil, err
 		}
+		if s.InsecureSkipVerify {
+			logger.Warn("the check does not verify the target's TLS certificate (insecure_skip_verify): anyone on the path can answer for it", "check", s.Name)
+		}
 		opts = append(opts, s.with(check, s.Timeout))
 	}
 	hs, err := c.awsHandlers(ctx, logger, awsOpts...)
@@ -603,6 +611,8 @@ func (s *CheckSection) check(c *Config, debug bool) (fstaid.Check, error) {
 			}
 			c.Proxy = u
 		}
+		c.Header = s.Header
+		c.TLSClientConfig = s.tls
 		return c, nil
 	case s.TCP != "":
 		return fstaid.TCP(s.TCP), nil

@@ -29,8 +29,8 @@ func basicAuth(user, pw string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
 }
 
-// authTarget is a health endpoint that wants monitor:Secret: without
-// it, 401; with it, 200 while alive and 500 once dead. Only a check that
+// authTarget is a health endpoint that wants monitor:Secret (or the
+// bearer token Secret): without it, 401; with it, 200 while alive and 500 once dead. Only a check that
 // sent the credentials can arm, and only one that sent them sees a 500.
 type authTarget struct {
 	*httptest.Server
@@ -41,7 +41,7 @@ type authTarget struct {
 func newAuthTarget(t *testing.T) *authTarget {
 	a := &authTarget{}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != basicAuth("monitor", checkSecret) {
+		if auth := r.Header.Get("Authorization"); auth != basicAuth("monitor", checkSecret) && auth != "Bearer "+checkSecret {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
@@ -74,8 +74,9 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// A check's password, given in its URL or through username and
-// password_file, reaches the target and shows nowhere: not in the log,
+// A check's password, given in its URL, through username and
+// password_file, or in an Authorization header, reaches the target and
+// shows nowhere: not in the log,
 // /status, STATUS=, the handler's environment or the failover record.
 func TestCheckPasswordNeverShown(t *testing.T) {
 	tests := []struct {
@@ -97,6 +98,13 @@ func TestCheckPasswordNeverShown(t *testing.T) {
 				pwFile := filepath.Join(dir, "check-password")
 				os.WriteFile(pwFile, []byte(checkSecret+"\n"), 0o600)
 				return fmt.Sprintf("http = %q\nusername = \"monitor\"\npassword_file = %q\n", a.URL+"/health", pwFile)
+			},
+			shown: func(a *authTarget) string { return a.URL + "/health" },
+		},
+		{
+			name: "an Authorization header",
+			section: func(a *authTarget, _ string) string {
+				return fmt.Sprintf("http = %q\nheaders = { Authorization = %q }\n", a.URL+"/health", "Bearer "+checkSecret)
 			},
 			shown: func(a *authTarget) string { return a.URL + "/health" },
 		},

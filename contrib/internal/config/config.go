@@ -241,6 +241,18 @@ func (t *Table) unreadable(key, format string, args ...any) {
 	t.p.unread[t.name+" "+key] = true
 }
 
+// Keys returns the table's keys, sorted, without reading them: for a
+// table whose keys are names the section does not know in advance
+// (request headers, say).
+func (t *Table) Keys() []string {
+	keys := make([]string, 0, len(t.m))
+	for k := range t.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // Has reports whether key is present, without reading it.
 func (t *Table) Has(key string) bool {
 	_, ok := t.m[key]
