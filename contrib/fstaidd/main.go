@@ -32,7 +32,11 @@ var (
 	buildCommit  = ""
 )
 
-func version() string {
+func version() string { return buildVersion + " (commit " + commit() + ")" }
+
+// commit is the commit fstaidd was built from: -ldflags, else the Go
+// toolchain's VCS stamp, else "unknown".
+func commit() string {
 	commit := buildCommit
 	if commit == "" {
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -46,7 +50,7 @@ func version() string {
 	if commit == "" {
 		commit = "unknown"
 	}
-	return buildVersion + " (commit " + commit + ")"
+	return commit
 }
 
 func main() {

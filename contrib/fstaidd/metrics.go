@@ -1,6 +1,9 @@
 package main
 
 import (
+	"runtime"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -16,6 +19,8 @@ type metrics struct {
 	state     *prometheus.GaugeVec
 	failovers *prometheus.CounterVec
 	lockErrs  prometheus.Counter
+	// lastHealthy is when the last healthy round finished.
+	lastHealthy prometheus.Gauge
 	// readiness exports the last readiness run (readiness.go).
 	readiness *readinessMetrics
 }
@@ -47,9 +52,24 @@ func newMetrics() *metrics {
 		lockErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fstaid_lock_unavailable_total", Help: "Failovers not run because the lock could not be taken (fail closed).",
 		}),
+		lastHealthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fstaid_last_healthy_round_timestamp_seconds",
+			Help: "When the last healthy round (the primary check passed; start-up checks count) finished, as a Unix time; 0 before the first.",
+		}),
 		readiness: newReadinessMetrics(),
 	}
-	m.reg.MustRegister(m.rounds, m.checks, m.latency, m.state, m.failovers, m.lockErrs, m.readiness,
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fstaid_build_info", Help: "Always 1: the labels say which fstaidd runs.",
+	}, []string{"version", "commit", "goversion"})
+	buildInfo.WithLabelValues(buildVersion, commit(), runtime.Version()).Set(1)
+	// Every failover series exists at 0 from the start, so that an alert
+	// on increase() or rate() sees the first failover.
+	for _, reason := range []fstaid.Reason{fstaid.ReasonAuto, fstaid.ReasonManual} {
+		for _, outcome := range []fstaid.RecordState{fstaid.RecordDone, fstaid.RecordHandlerFailed} {
+			m.failovers.WithLabelValues(string(reason), string(outcome))
+		}
+	}
+	m.reg.MustRegister(m.rounds, m.checks, m.latency, m.state, m.failovers, m.lockErrs, m.lastHealthy, buildInfo, m.readiness,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.setState(fstaid.StateNew)
 	return m
@@ -84,6 +104,13 @@ func (m *metrics) observe(n fstaid.Notice) {
 		m.latency.WithLabelValues(r.Name).Observe(r.Duration.Seconds())
 	case fstaid.NoticeRound:
 		m.rounds.WithLabelValues(string(n.Round.Verdict)).Inc()
+		if v := n.Round.Verdict; v == fstaid.VerdictHealthy || v == fstaid.VerdictStartupPassed {
+			end := n.Time
+			if end.IsZero() {
+				end = time.Now()
+			}
+			m.lastHealthy.Set(float64(end.UnixNano()) / 1e9)
+		}
 	case fstaid.NoticeLockUnavailable:
 		m.lockErrs.Inc()
 	case fstaid.NoticeFailoverFinished:
