@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -336,13 +337,18 @@ func TestStopEndsAQueuedFail(t *testing.T) {
 			t.Fatalf("not armed: %v %v %s", err, resp, body)
 		}
 		codes := make(chan int, 2)
+		outcomes := make(chan string, 2)
 		post := func() {
-			resp, _, err := srv.request(context.Background(), "POST", "/fail", "ops", "pw")
+			resp, body, err := srv.request(context.Background(), "POST", "/fail", "ops", "pw")
 			if err != nil {
 				codes <- -1
+				outcomes <- ""
 				return
 			}
+			var fr failResponse
+			json.Unmarshal(body, &fr)
 			codes <- resp.StatusCode
+			outcomes <- fr.Outcome
 		}
 		go post()
 		synctest.Wait() // the first attempt is taking the lock
@@ -355,10 +361,18 @@ func TestStopEndsAQueuedFail(t *testing.T) {
 			t.Fatalf("the second /fail did not wait for the first attempt: %d answered, %d lock attempts", len(codes), l.acquires.Load())
 		}
 		r.stop()
+		// The stop answers the waiting one first: compare as a set.
+		// fstaidd fail tells the two apart by the answer's outcome.
+		got := map[string]int{}
 		for range 2 {
-			if code := <-codes; code != 503 {
-				t.Errorf("POST /fail = %d, want 503 (lock unavailable, then stopping)", code)
+			code, outcome := <-codes, <-outcomes
+			if code != 503 {
+				t.Errorf("POST /fail = %d %q, want 503", code, outcome)
 			}
+			got[outcome] = failExit(code, outcome)
+		}
+		if want := map[string]int{outcomeLockUnavailable: exitLockUnavailable, outcomeStopping: exitUnreachable}; !maps.Equal(got, want) {
+			t.Errorf("outcomes and fstaidd fail's exits %v, want %v (lock unavailable, then stopping)", got, want)
 		}
 		r.wait(t)
 		if n := l.acquires.Load(); n != 1 {
