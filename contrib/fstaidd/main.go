@@ -7,7 +7,7 @@
 //	fstaidd [-i INSTANCE]                         the same with /etc/fstaidd/INSTANCE.toml
 //	fstaidd check   [-config ...]                 validate config and environment
 //	fstaidd fail    [-config ...] [-reason TEXT] [-yes] [-exit N]  ask the running daemon to fail over
-//	fstaidd status  [-config ...]                 show the daemon's state and the lock
+//	fstaidd status  [-config ...] [-json]          the daemon's state, last rounds and record, or the lock
 //	fstaidd unlock  [-config ...] [-yes]          show the record; remove it with -yes
 //	fstaidd demo                                  watch a throwaway target die, on loopback
 //	fstaidd version
@@ -174,7 +174,9 @@ const usage = `usage:
   fstaidd check   [-config FILE]                validate the config and the environment
   fstaidd fail    [-config FILE] [-reason TEXT] [-yes] [-exit N]
                                                 ask the running daemon to fail over (asks first on a terminal)
-  fstaidd status  [-config FILE]                the daemon's state and the lock
+  fstaidd status  [-config FILE] [-json] [-rounds N]
+                                                the state and since when, the last rounds, the record
+                                                (the lock and etcd when the daemon is down); -json for machines
   fstaidd unlock  [-config FILE] [-yes]         show the failover record; remove it with -yes
   fstaidd demo                                  watch a throwaway target die (loopback only)
   fstaidd version                               (also fstaidd -version, as the original)
