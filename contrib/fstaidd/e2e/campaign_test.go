@@ -712,16 +712,14 @@ func (sc *schedule) recordState() (exists bool, state string, interrupted bool) 
 		return true, r.State, false
 	}
 	for _, m := range sc.mode.monitors {
-		out, _ := fstaiddToolIn(sc.t, m, "status", "-config", filepath.Join(sc.s.dir, m, "fstaidd.toml"))
-		const head = "etcd (all monitors):\n"
-		i := strings.Index(out, head)
-		if i < 0 {
+		out, _ := fstaiddToolIn(sc.t, m, "status", "-json", "-config", filepath.Join(sc.s.dir, m, "fstaidd.toml"))
+		var view struct {
+			Etcd *etcdStatus `json:"etcd"`
+		}
+		if json.NewDecoder(strings.NewReader(out)).Decode(&view) != nil || view.Etcd == nil {
 			continue
 		}
-		var st etcdStatus
-		if json.NewDecoder(strings.NewReader(out[i+len(head):])).Decode(&st) != nil {
-			continue
-		}
+		st := view.Etcd
 		if st.Record == nil {
 			return false, "", false
 		}

@@ -324,13 +324,13 @@ mv "$d.tmp" "$d"
 		// Without its socket, a request does not start db1 again.
 		sd.systemctl("stop", db1.socket())
 		out, code := sd.cli("status", "-i", "db1")
-		if code != 1 || !strings.Contains(out, "not reachable") || !strings.Contains(out, "lock "+db1.lockFile()+": LOCKED") {
-			t.Errorf("fstaidd status -i db1: exit %d\n%s\nwant 1, the daemon unreachable and the record LOCKED in %s", code, out, db1.lockFile())
+		if code != 23 || !strings.Contains(out, "not reachable") || !strings.Contains(out, "lock "+db1.lockFile()+": LOCKED") {
+			t.Errorf("fstaidd status -i db1: exit %d\n%s\nwant 23, the daemon unreachable and the record LOCKED in %s", code, out, db1.lockFile())
 		}
-		out, code = sd.cli("status", "-i", "db2")
-		var st status
-		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.State != "armed" {
-			t.Errorf("fstaidd status -i db2: exit %d\n%s\nwant 0 and armed", code, out)
+		out, code = sd.cli("status", "-i", "db2", "-json")
+		var st struct{ Daemon *status }
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Daemon == nil || st.Daemon.State != "armed" {
+			t.Errorf("fstaidd status -i db2 -json: exit %d\n%s\nwant 0 and armed", code, out)
 		}
 		if out, code := sd.cli("status", "-i", "db2", "-config", "/etc/fstaidd/db2.toml"); code != 2 || !strings.Contains(out, "give one of them") {
 			t.Errorf("fstaidd status -i db2 -config ...: exit %d %q, want 2 refusing both", code, out)
