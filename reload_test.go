@@ -177,6 +177,37 @@ func TestReconfigureRefusedByFailover(t *testing.T) {
 	})
 }
 
+// A Reconfigure that reaches the loop while it sleeps between rounds and
+// a manual failover runs waits for that failover (the gate): the running
+// failover keeps the handlers it began with, and the reconfiguration is
+// then refused, never applied halfway through a failover.
+func TestReconfigureWaitsForManualFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := &script{fn: pass}
+		old := &handlerLog{delay: 30 * time.Second}
+		repl := &handlerLog{}
+		m := newMonitor(t, fstaid.WithPrimary(a, time.Second), fstaid.WithInterval(10*time.Second),
+			fstaid.WithHandler("h", old, time.Minute), fstaid.WithLock(&memLock{}))
+		t0 := time.Now()
+		done := runAsync(t.Context(), m)
+		time.Sleep(2 * time.Second) // the loop sleeps until the round at 10 s
+		go m.Fail(context.Background())
+		r := <-reconfigureAt(m, time.Second, fstaid.WithPrimary(a, time.Second), fstaid.WithHandler("h", repl, time.Minute))
+		if !errors.Is(r.err, fstaid.ErrReconfigure) || !errors.Is(r.err, fstaid.ErrFailedOver) {
+			t.Errorf("Reconfigure during a manual failover = %v, want ErrReconfigure and ErrFailedOver", r.err)
+		}
+		if got := r.at.Sub(t0); got != 32*time.Second {
+			t.Errorf("Reconfigure returned at %v, want 32s, when the handler returned", got)
+		}
+		if err := <-done; !errors.Is(err, fstaid.ErrFailedOver) {
+			t.Errorf("Run: %v", err)
+		}
+		if old.count() != 1 || repl.count() != 0 {
+			t.Errorf("handler runs: the old one %d, the new one %d; want 1 and 0", old.count(), repl.count())
+		}
+	})
+}
+
 // An unarmed Monitor stays unarmed, and its next start-up round uses
 // the new checks: a fixed check arms it.
 func TestReconfigureUnarmed(t *testing.T) {
